@@ -1,0 +1,80 @@
+/*
+ * dialdirect: reads a ticket, races the peer's candidate addresses, does the
+ * token handshake and delivers the connection; on failure passes the ticket
+ * on with a "tried" line. Alone, "dialdirect HOST:PORT" dials like nc.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: dialdirect [-v] [-t SECONDS] [PROG...]\n"
+	    "       dialdirect [-v] [-t SECONDS] HOST:PORT [PROG...]\n");
+	exit(EX_USAGE_);
+}
+
+/* Whether s names a host and a numeric port, so it is no program. */
+static int
+is_hostport(const char *s)
+{
+	char host[256], port[16];
+
+	return addr_split(s, host, sizeof(host), port, sizeof(port)) == 0 &&
+	    strspn(port, "0123456789") == strlen(port);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct ticket t;
+	char why[LINE_MAX_ / 2], won[ADDR_STR], emsg[256];
+	const char *e;
+	int ch, tsec = 0, ms, fd, r;
+
+	while ((ch = getopt(argc, argv, "+t:v")) != -1) {
+		switch (ch) {
+		case 't':
+			tsec = strtonum(optarg, 1, 3600, &e);
+			if (e != NULL)
+				errx(EX_USAGE_, "bad -t: %s", optarg);
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	ms = env_timeout_ms(tsec, 3);
+
+	if (argc > 0 && is_hostport(argv[0])) {
+		if ((fd = dial_host(argv[0], ms)) == -1)
+			err(EX_NOTCONN, "unable to connect to %s", argv[0]);
+		vlog("connected to %s", argv[0]);
+		return deliver(fd, &(struct conninfo){ "direct", NULL }, argv + 1,
+		    SIDE_DIAL);
+	}
+	if ((r = ticket_read(stdin, &t, emsg, sizeof(emsg))) == 0)
+		return EX_CONNECTED;
+	if (r == -1)
+		errx(EX_USAGE_, "%s", emsg);
+	fd = dial_race(t.addr, t.naddr, t.id[0] ? &(struct race_hs){ t.id,
+	    t.token } : NULL, ms, 250, why, sizeof(why), won, sizeof(won));
+	if (fd != -1) {
+		vlog("connected to %s at %s", t.peer[0] ? t.peer : "peer", won);
+		return deliver(fd, &(struct conninfo){ "out", t.peer }, argv,
+		    SIDE_DIAL);
+	}
+	vlog("unable to connect to %s: %s", t.peer[0] ? t.peer : "peer", why);
+	ticket_tried(&t, "dialdirect %s", why);
+	if (ticket_write(stdout, &t) == -1)
+		err(EX_SYSTEM, "write ticket");
+	return EX_NOTCONN;
+}

@@ -1,0 +1,644 @@
+/*
+ * rvd: the rendezvous daemon. Peers log on by name; rvd routes invitations
+ * and the follow-up messages of a session between two peers, and tells
+ * each peer the address it sees it at. No application byte passes here.
+ */
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+#define NBUCKET 65536		/* names and sessions hash into this many */
+#define OUT_MAX 65536		/* a client that lets more pile up is dropped */
+#define SESS_PER_CONN 32	/* open sessions one client may start */
+#define SESS_TTL 120000		/* ms a session's messages are routed */
+#define LOGON_MS 10000		/* time to log on after connecting */
+#define LINE_MS 10000		/* time to finish a started line */
+
+enum { ST_NEW, ST_ON, ST_LISTEN };
+
+struct conn {
+	int fd;
+	int state;
+	unsigned long serial;	/* tells a reused fd from the one a session knew */
+	char name[NAME_MAX_ + 1];
+	char observed[ADDR_STR];
+	struct linebuf lb;
+	char *out;
+	size_t outlen;
+	long born, last_in, line_since;
+	int pinged, nsess;
+	struct conn *next_name;
+};
+
+struct sess {
+	char id[ID_HEX + 1];
+	int fd[2];		/* inviter, invitee */
+	unsigned long serial[2];
+	long expires;
+	struct sess *next;
+};
+
+struct user {
+	char *name, *secret;
+};
+
+static struct conn **conns;	/* by fd */
+static int nconns, maxfd;
+static struct conn *names[NBUCKET];
+static struct sess *sessions[NBUCKET];
+static int nsessions;
+static unsigned long serials;
+static struct user *users;
+static int nusers;
+static const char *usersfile, *relay = "-";
+static int ep, lfd = -1, keepalive_ms = 30000;
+static volatile sig_atomic_t stopping, reload;
+
+static void conn_close(struct conn *c, const char *why);
+
+/* FNV-1a: short keys, spread well enough for a table this size. */
+static unsigned
+hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % NBUCKET;
+}
+
+/* Queue a line for c; a client that stops reading is dropped. */
+static void
+conn_send(struct conn *c, const char *fmt, ...)
+{
+	char buf[LINE_MAX_ + 2];
+	va_list ap;
+	ssize_t w = 0;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, LINE_MAX_ + 1, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n > LINE_MAX_)
+		n = LINE_MAX_;
+	buf[n++] = '\n';
+	if (c->outlen == 0 && (w = send(c->fd, buf, n, MSG_NOSIGNAL)) == n)
+		return;
+	if (w < 0)
+		w = 0;
+	if (c->outlen + n - w > OUT_MAX) {
+		c->outlen = 0;
+		conn_close(c, "not reading");
+		return;
+	}
+	if ((c->out = realloc(c->out, c->outlen + n - w)) == NULL)
+		err(EX_SYSTEM, "realloc");
+	memcpy(c->out + c->outlen, buf + w, n - w);
+	c->outlen += n - w;
+	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &(struct epoll_event){
+	    .events = EPOLLIN | EPOLLOUT, .data.fd = c->fd });
+}
+
+/* Write what is queued for c, now that its socket has room. */
+static void
+conn_flush(struct conn *c)
+{
+	ssize_t w = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL);
+
+	if (w == -1) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_close(c, strerror(errno));
+		return;
+	}
+	memmove(c->out, c->out + w, c->outlen - w);
+	c->outlen -= w;
+	if (c->outlen == 0) {
+		free(c->out);
+		c->out = NULL;
+		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &(struct epoll_event){
+		    .events = EPOLLIN, .data.fd = c->fd });
+	}
+}
+
+/* The listener that holds name, if any. */
+static struct conn *
+name_find(const char *name)
+{
+	struct conn *c;
+
+	for (c = names[hash(name)]; c != NULL; c = c->next_name)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+/* Let go of c's claim on its name. */
+static void
+name_drop(struct conn *c)
+{
+	struct conn **p;
+
+	for (p = &names[hash(c->name)]; *p != NULL; p = &(*p)->next_name)
+		if (*p == c) {
+			*p = c->next_name;
+			return;
+		}
+}
+
+/* The session with this id, or NULL. */
+static struct sess *
+sess_find(const char *id)
+{
+	struct sess *s;
+
+	for (s = sessions[hash(id)]; s != NULL; s = s->next)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+/* The live client on side i of s, or NULL when it has gone. */
+static struct conn *
+sess_party(struct sess *s, int i)
+{
+	struct conn *c;
+
+	if (s->fd[i] < 0 || s->fd[i] >= maxfd || (c = conns[s->fd[i]]) == NULL)
+		return NULL;
+	return c->serial == s->serial[i] ? c : NULL;
+}
+
+/* Forget s, and let its inviter start another. */
+static void
+sess_free(struct sess **p)
+{
+	struct sess *s = *p;
+	struct conn *a = sess_party(s, 0);
+
+	if (a != NULL)
+		a->nsess--;
+	*p = s->next;
+	free(s);
+	nsessions--;
+}
+
+/* Close c and forget it; sessions find out through the serial. */
+static void
+conn_close(struct conn *c, const char *why)
+{
+	if (why != NULL && (verbose || c->state != ST_NEW))
+		logline("close %s %s: %s", c->name[0] ? c->name : "-",
+		    c->observed, why);
+	if (c->state == ST_LISTEN)
+		name_drop(c);
+	conns[c->fd] = NULL;
+	close(c->fd);
+	nconns--;
+	free(c->out);
+	free(c);
+}
+
+/* Refuse one bad line with an error, then close, as the wire format says. */
+static void
+conn_refuse(struct conn *c, const char *why)
+{
+	conn_send(c, "ERR - %s", why);
+	if (conns[c->fd] == c)
+		conn_close(c, why);
+}
+
+/* Load the users file: "name secret" lines; # comments. */
+static void
+users_load(void)
+{
+	FILE *f;
+	char line[LINE_MAX_ + 2], *w[3];
+	int i, n = 0;
+
+	if (usersfile == NULL)
+		return;
+	if ((f = fopen(usersfile, "r")) == NULL) {
+		if (users == NULL)
+			err(EX_SYSTEM, "%s", usersfile);
+		warn("keeping old users: %s", usersfile);
+		return;
+	}
+	for (i = 0; i < nusers; i++) {
+		explicit_bzero(users[i].secret, strlen(users[i].secret));
+		free(users[i].name);
+		free(users[i].secret);
+	}
+	nusers = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if (line_words(line, w, 3) != 2 || !name_valid(w[0])) {
+			warnx("%s: ignoring a bad line", usersfile);
+			continue;
+		}
+		if ((users = reallocarray(users, nusers + 1, sizeof(*users))) == NULL)
+			err(EX_SYSTEM, "reallocarray");
+		users[nusers].name = strdup(w[0]);
+		users[nusers++].secret = strdup(w[1]);
+		n++;
+	}
+	explicit_bzero(line, sizeof(line));
+	fclose(f);
+	logline("users: %d from %s", n, usersfile);
+}
+
+/* Whether name may log on with secret. */
+static int
+user_ok(const char *name, const char *secret)
+{
+	int i, ok = 0;
+
+	if (usersfile == NULL)
+		return 1;
+	for (i = 0; i < nusers; i++)
+		if (strcmp(users[i].name, name) == 0)
+			ok |= secret_equal(users[i].secret, secret ? secret : "");
+	return ok;
+}
+
+/* LOGON or LISTEN name [secret]. */
+static void
+do_logon(struct conn *c, char **w, int n, int listen)
+{
+	struct conn *old;
+
+	if (c->state != ST_NEW)
+		return conn_refuse(c, "already logged on");
+	if (n < 2 || n > 3 || !name_valid(w[1]))
+		return conn_refuse(c, "bad name");
+	if (!user_ok(w[1], n == 3 ? w[2] : NULL)) {
+		logline("refused %s %s: wrong secret", w[1], c->observed);
+		return conn_refuse(c, "wrong name or secret");
+	}
+	strlcpy(c->name, w[1], sizeof(c->name));
+	if (listen && (old = name_find(c->name)) != NULL) {
+		if (usersfile == NULL) {
+			logline("refused %s %s: name in use", c->name, c->observed);
+			c->name[0] = '\0';
+			return conn_refuse(c, "name in use");
+		}
+		/* Authenticated: the newer log-on wins, as after a NAT rebinding. */
+		conn_send(old, "ERR - replaced by a newer log-on");
+		if (conns[old->fd] == old)
+			conn_close(old, "replaced");
+	}
+	c->state = listen ? ST_LISTEN : ST_ON;
+	if (listen) {
+		unsigned h = hash(c->name);
+
+		c->next_name = names[h];
+		names[h] = c;
+	}
+	logline("%s %s %s", listen ? "listen" : "logon", c->name, c->observed);
+	conn_send(c, "WELCOME %s %s", c->observed, relay);
+}
+
+/* Whether each of w[0..n) is a numeric candidate address. */
+static int
+addrs_ok(char **w, int n)
+{
+	struct addr a;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strlen(w[i]) >= ADDR_STR || addr_numeric(w[i], &a) == -1)
+			return 0;
+	return 1;
+}
+
+/* INVITE peer id token addr...: record the session, pass it on. */
+static void
+do_invite(struct conn *c, char **w, int n, const char *rest)
+{
+	struct conn *p;
+	struct sess *s;
+	unsigned h;
+
+	if (n < 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
+	    !hex_valid(w[3], ID_HEX) || !addrs_ok(w + 4, n - 4))
+		return conn_refuse(c, "bad INVITE");
+	if ((p = name_find(w[1])) == NULL) {
+		logline("invite %s -> %s: not logged on", c->name, w[1]);
+		return conn_send(c, "ERR %s not logged on: %s", w[2], w[1]);
+	}
+	if (sess_find(w[2]) != NULL)
+		return conn_send(c, "ERR %s session exists", w[2]);
+	if (c->nsess >= SESS_PER_CONN)
+		return conn_send(c, "ERR %s too many sessions", w[2]);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		err(EX_SYSTEM, "calloc");
+	strlcpy(s->id, w[2], sizeof(s->id));
+	s->fd[0] = c->fd;
+	s->serial[0] = c->serial;
+	s->fd[1] = p->fd;
+	s->serial[1] = p->serial;
+	s->expires = now_ms() + SESS_TTL;
+	h = hash(s->id);
+	s->next = sessions[h];
+	sessions[h] = s;
+	nsessions++;
+	c->nsess++;
+	logline("invite %s -> %s %s", c->name, p->name, s->id);
+	conn_send(p, "INVITE %s %s", c->name, rest);
+	conn_send(c, "SENT %s", s->id);
+}
+
+/* MSG id word...: pass it to the other party of the session. */
+static void
+do_msg(struct conn *c, char **w, int n, const char *line)
+{
+	struct sess *s;
+	struct conn *o;
+	int side;
+
+	if (n < 3 || !hex_valid(w[1], ID_HEX))
+		return conn_refuse(c, "bad MSG");
+	if ((s = sess_find(w[1])) == NULL)
+		return conn_send(c, "ERR %s no such session", w[1]);
+	if (sess_party(s, 0) == c)
+		side = 0;
+	else if (sess_party(s, 1) == c)
+		side = 1;
+	else
+		return conn_send(c, "ERR %s no such session", w[1]);
+	if ((o = sess_party(s, !side)) == NULL)
+		return conn_send(c, "ERR %s peer gone", w[1]);
+	vlog("msg %s %s -> %s: %s", s->id, c->name, o->name, w[2]);
+	conn_send(o, "%s", line);
+}
+
+/* RELAY peer sid relayaddr: ask the peer's listener to join a relay session. */
+static void
+do_relay(struct conn *c, char **w, int n)
+{
+	struct conn *p;
+
+	if (n != 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
+	    strlen(w[3]) >= ADDR_STR + 192)
+		return conn_refuse(c, "bad RELAY");
+	if ((p = name_find(w[1])) == NULL)
+		return conn_send(c, "ERR %s not logged on: %s", w[2], w[1]);
+	logline("relay %s -> %s via %s", c->name, p->name, w[3]);
+	conn_send(p, "RELAY %s %s %s", c->name, w[2], w[3]);
+	conn_send(c, "SENT %s", w[2]);
+}
+
+/* Act on one complete line from c. */
+static void
+conn_line(struct conn *c, char *line)
+{
+	char copy[LINE_MAX_ + 1], rest[LINE_MAX_ + 1], *w[40];
+	int n, i;
+
+	strlcpy(copy, line, sizeof(copy));
+	if ((n = line_words(line, w, 40)) <= 0)
+		return conn_refuse(c, n == 0 ? "empty line" : "too many words");
+	if (strcmp(w[0], "LOGON") == 0 || strcmp(w[0], "LISTEN") == 0)
+		return do_logon(c, w, n, w[0][1] == 'I');
+	if (strcmp(w[0], "PING") == 0)
+		return conn_send(c, "PONG");
+	if (strcmp(w[0], "PONG") == 0)
+		return;
+	if (strcmp(w[0], "QUIT") == 0)
+		return conn_close(c, "quit");
+	if (c->state == ST_NEW)
+		return conn_refuse(c, "log on first");
+	if (strcmp(w[0], "INVITE") == 0) {
+		/* What follows the peer's name is passed on as it came. */
+		rest[0] = '\0';
+		for (i = 2; i < n; i++) {
+			strlcat(rest, w[i], sizeof(rest));
+			if (i + 1 < n)
+				strlcat(rest, " ", sizeof(rest));
+		}
+		return do_invite(c, w, n, rest);
+	}
+	if (strcmp(w[0], "MSG") == 0)
+		return do_msg(c, w, n, copy);
+	if (strcmp(w[0], "RELAY") == 0)
+		return do_relay(c, w, n);
+	conn_refuse(c, "unknown command");
+}
+
+/* Read what c sent and act on each complete line. */
+static void
+conn_read(struct conn *c)
+{
+	char line[LINE_MAX_ + 1];
+	int fd = c->fd, r, n;
+
+	for (;;) {
+		r = linebuf_fill(&c->lb, fd);
+		if (r == 0)
+			return conn_close(c, "closed");
+		if (r == -1 && errno != EAGAIN && errno != EINTR && errno != EMSGSIZE)
+			return conn_close(c, strerror(errno));
+		if (r > 0) {
+			c->last_in = now_ms();
+			c->pinged = 0;
+		}
+		while ((n = linebuf_next(&c->lb, line, sizeof(line))) >= 0) {
+			conn_line(c, line);
+			if (conns[fd] != c)
+				return;
+		}
+		if (n == -2)
+			return conn_refuse(c, c->lb.len > LINE_MAX_ ?
+			    "line too long" : "bad byte");
+		c->line_since = c->lb.len > 0 ? (c->line_since ? c->line_since :
+		    now_ms()) : 0;
+		if (r == -1)
+			return;
+	}
+}
+
+/* Take a new client. */
+static void
+conn_accept(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct conn *c;
+	int fd;
+
+	fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1) {
+		if (errno == EMFILE || errno == ENFILE)
+			logline("accept: %s", strerror(errno));
+		return;
+	}
+	if (fd >= maxfd) {
+		int m = fd * 2 + 64;
+
+		if ((conns = reallocarray(conns, m, sizeof(*conns))) == NULL)
+			err(EX_SYSTEM, "reallocarray");
+		memset(conns + maxfd, 0, (m - maxfd) * sizeof(*conns));
+		maxfd = m;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		err(EX_SYSTEM, "calloc");
+	c->fd = fd;
+	c->serial = ++serials;
+	c->born = c->last_in = now_ms();
+	addr_fmt((struct sockaddr *)&ss, c->observed, sizeof(c->observed));
+	conns[fd] = c;
+	nconns++;
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &(struct epoll_event){
+	    .events = EPOLLIN, .data.fd = fd });
+	vlog("connect %s", c->observed);
+}
+
+/* Once a second: log-on and line deadlines, keepalives, expired sessions. */
+static void
+sweep(void)
+{
+	long now = now_ms();
+	struct sess **p;
+	struct conn *c;
+	int i;
+
+	for (i = 0; i < maxfd; i++) {
+		if ((c = conns[i]) == NULL)
+			continue;
+		if (c->state == ST_NEW && now - c->born > LOGON_MS)
+			conn_refuse(c, "log on timeout");
+		else if (c->line_since && now - c->line_since > LINE_MS)
+			conn_refuse(c, "line timeout");
+		else if (now - c->last_in > 2 * keepalive_ms)
+			conn_close(c, "keepalive timeout");
+		else if (now - c->last_in > keepalive_ms && !c->pinged) {
+			c->pinged = 1;
+			conn_send(c, "PING");
+		}
+	}
+	for (i = 0; i < NBUCKET; i++)
+		for (p = &sessions[i]; *p != NULL;)
+			if ((*p)->expires < now || (sess_party(*p, 0) == NULL &&
+			    sess_party(*p, 1) == NULL))
+				sess_free(p);
+			else
+				p = &(*p)->next;
+}
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload = 1;
+	else
+		stopping = 1;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: rvd [-v] [-d FD] [-k SECONDS] [-R RELAY] "
+	    "[-u USERS] [ADDR:]PORT\n");
+	exit(EX_USAGE_);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct epoll_event ev[256];
+	long lastsweep = 0, stop_at = 0;
+	int ch, i, n, notify = -1;
+	const char *e;
+
+	while ((ch = getopt(argc, argv, "d:k:R:u:v")) != -1) {
+		switch (ch) {
+		case 'd':
+			notify = strtonum(optarg, 0, 1 << 20, &e);
+			if (e != NULL)
+				errx(EX_USAGE_, "bad -d: %s", optarg);
+			break;
+		case 'k':
+			keepalive_ms = strtonum(optarg, 1, 86400, &e) * 1000;
+			if (e != NULL)
+				errx(EX_USAGE_, "bad -k: %s", optarg);
+			break;
+		case 'R':
+			relay = optarg;
+			break;
+		case 'u':
+			usersfile = optarg;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc - optind != 1)
+		usage();
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_signal }, NULL);
+	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_signal }, NULL);
+	sigaction(SIGHUP, &(struct sigaction){ .sa_handler = on_signal }, NULL);
+	users_load();
+	if ((lfd = listen_tcp(argv[optind], 4096)) == -1)
+		err(EX_SYSTEM, "unable to listen on %s", argv[optind]);
+	fd_nonblock(lfd, 1);
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		err(EX_SYSTEM, "epoll_create1");
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){
+	    .events = EPOLLIN, .data.fd = lfd });
+	logline("listening on %s, relay %s%s", argv[optind], relay,
+	    usersfile ? "" : "; no users file: any free name may be taken");
+	if (notify >= 0) {
+		if (write(notify, "\n", 1) != 1)
+			warn("readiness fd %d", notify);
+		close(notify);
+	}
+	for (;;) {
+		if (reload) {
+			reload = 0;
+			users_load();
+		}
+		if (stopping && lfd != -1) {
+			logline("stopping: no new clients");
+			close(lfd);
+			lfd = -1;
+			stop_at = now_ms() + 5000;
+		}
+		if (stop_at && (nsessions == 0 || now_ms() > stop_at))
+			break;
+		if ((n = epoll_wait(ep, ev, 256, 1000)) == -1 && errno != EINTR)
+			err(EX_SYSTEM, "epoll_wait");
+		for (i = 0; i < n; i++) {
+			int fd = ev[i].data.fd;
+			struct conn *c;
+
+			if (fd == lfd) {
+				conn_accept();
+				continue;
+			}
+			if (fd >= maxfd || (c = conns[fd]) == NULL)
+				continue;
+			if (ev[i].events & EPOLLOUT)
+				conn_flush(c);
+			if (conns[fd] == c && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+				conn_read(c);
+		}
+		if (now_ms() - lastsweep >= 1000) {
+			lastsweep = now_ms();
+			sweep();
+		}
+	}
+	logline("stopped");
+	return 0;
+}

@@ -1,0 +1,521 @@
+/*
+ * rvlisten: the answering side. Stays logged on to rvd as NAME; for each
+ * invitation it sends its candidates, runs the dialling ladder toward the
+ * inviter, and, failing that, says so and takes the inviter's dial. Every
+ * connection, however made, is served by a fresh PROG on fds 0 and 1.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+#define MAXPORTS 8
+#define MAXSESS 64		/* invitations being worked on at once */
+#define MAXHS 64		/* inbound dialers in their handshake */
+#define SESS_MS 60000		/* how long an invitation stays answerable */
+#define HS_MS 3000
+
+/* The answering ladder: each rung reads the ticket the one before failed on. */
+static const char *ladder_cmd =
+    "dialdirect $P2P_V";
+
+struct sess {
+	int used;
+	char id[ID_HEX + 1], token[ID_HEX + 1];
+	char peer[NAME_MAX_ + 1];
+	long expires;
+	int done;		/* connected: no second connection is taken */
+	struct ladder l;
+	int running;
+};
+
+struct hs {
+	int fd;
+	const char *via;
+	char buf[LINE_MAX_ + 1];
+	size_t len;
+	long deadline;
+};
+
+static struct rv rv;
+static int rvup;
+static const char *rvaddr, *name, *secret;
+static int lfd[MAXPORTS + 1], lport[MAXPORTS + 1], nlisten;
+static struct sess sess[MAXSESS];
+static struct hs hs[MAXHS];
+static char **prog;
+static int keepalive_ms = 25000;
+static long rv_last, rv_retry, backoff = 1000;
+static volatile sig_atomic_t stopping;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: rvlisten [-v] [-k SECONDS] [-r RVD] [-p PORT]... "
+	    "NAME PROG [ARG...]\n");
+	exit(EX_USAGE_);
+}
+
+/* Serve fd with a fresh PROG, inetd style; the child owns fd from here. */
+static void
+serve(int fd, const char *via, const char *peer)
+{
+	char remote[ADDR_STR];
+	pid_t pid;
+
+	logline("connected %s via %s %s", peer, via,
+	    fd_peername(fd, remote, sizeof(remote)));
+	if ((pid = fork()) == -1) {
+		warn("fork");
+	} else if (pid == 0) {
+		unsetenv("P2PFD");
+		signal(SIGPIPE, SIG_DFL);
+		_exit(deliver(fd, &(struct conninfo){ via, peer }, prog,
+		    SIDE_ANSWER));
+	}
+	close(fd);
+}
+
+/* The session with id, or NULL. */
+static struct sess *
+sess_find(const char *id)
+{
+	int i;
+
+	for (i = 0; i < MAXSESS; i++)
+		if (sess[i].used && strcmp(sess[i].id, id) == 0)
+			return &sess[i];
+	return NULL;
+}
+
+/* Stop a session's ladder, if it still runs; the reaper collects it. */
+static void
+ladder_end(struct sess *s)
+{
+	if (!s->running)
+		return;
+	kill(-s->l.pid, SIGTERM);
+	close(s->l.sock);
+	if (s->l.out != -1)
+		close(s->l.out);
+	s->running = 0;
+}
+
+/* Our candidates and extra ports, as words for CAND. */
+static void
+cand_words(char *buf, size_t n)
+{
+	char cand[TICKET_ADDRS][ADDR_STR], port[8];
+	int i, k;
+
+	buf[0] = '\0';
+	k = addr_candidates(lport[0], rv.observed, cand, TICKET_ADDRS);
+	for (i = 0; i < k; i++) {
+		strlcat(buf, " ", n);
+		strlcat(buf, cand[i], n);
+	}
+	for (i = 1; i < nlisten; i++) {
+		snprintf(port, sizeof(port), " :%d", lport[i]);
+		strlcat(buf, port, n);
+	}
+}
+
+/* INVITE from id token addr...: answer with our candidates, dial back. */
+static void
+on_invite(char **w, int n)
+{
+	struct ticket t;
+	struct sess *s = NULL;
+	char words[LINE_MAX_], *ticket = NULL, *argv[] = { "/bin/sh", "-c",
+	    (char *)ladder_cmd, NULL };
+	size_t tl = 0;
+	FILE *f;
+	int i;
+
+	if (n < 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
+	    !hex_valid(w[3], ID_HEX) || sess_find(w[2]) != NULL)
+		return;
+	for (i = 0; i < MAXSESS && s == NULL; i++)
+		if (!sess[i].used)
+			s = &sess[i];
+	if (s == NULL) {
+		rv_send(&rv, "MSG %s FAIL busy", w[2]);
+		logline("refused %s: too many invitations", w[1]);
+		return;
+	}
+	memset(s, 0, sizeof(*s));
+	s->used = 1;
+	strlcpy(s->peer, w[1], sizeof(s->peer));
+	strlcpy(s->id, w[2], sizeof(s->id));
+	strlcpy(s->token, w[3], sizeof(s->token));
+	s->expires = now_ms() + SESS_MS;
+	cand_words(words, sizeof(words));
+	rv_send(&rv, "MSG %s CAND%s", s->id, words);
+	vlog("invited by %s (%s)", s->peer, s->id);
+
+	memset(&t, 0, sizeof(t));
+	strlcpy(t.peer, s->peer, sizeof(t.peer));
+	strlcpy(t.rv, rvaddr, sizeof(t.rv));
+	strlcpy(t.relay, rv.relay, sizeof(t.relay));
+	strlcpy(t.id, s->id, sizeof(t.id));
+	strlcpy(t.token, s->token, sizeof(t.token));
+	for (i = 4; i < n; i++)
+		ticket_addaddr(&t, w[i]);
+	if ((f = open_memstream(&ticket, &tl)) == NULL ||
+	    ticket_write(f, &t) == -1 || fclose(f) == EOF)
+		err(EX_SYSTEM, "ticket");
+	if (ladder_start(&s->l, argv, ticket, s->peer) == -1)
+		warn("unable to start the ladder");
+	else
+		s->running = 1;
+	free(ticket);
+}
+
+/* RELAY from sid relayaddr: join the relay session the peer opened. */
+static void
+on_relay(char **w, int n)
+{
+	struct sess *s = NULL;
+	char *argv[] = { "relaycat", "-j", NULL, NULL, NULL };
+	int i;
+
+	if (n != 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX))
+		return;
+	for (i = 0; i < MAXSESS && s == NULL; i++)
+		if (!sess[i].used)
+			s = &sess[i];
+	if (s == NULL) {
+		logline("refused relay from %s: too many invitations", w[1]);
+		return;
+	}
+	memset(s, 0, sizeof(*s));
+	s->used = 1;
+	strlcpy(s->peer, w[1], sizeof(s->peer));
+	strlcpy(s->id, w[2], sizeof(s->id));
+	s->expires = now_ms() + SESS_MS;
+	argv[2] = w[2];
+	argv[3] = w[3];
+	vlog("relay from %s via %s", s->peer, w[3]);
+	if (ladder_start(&s->l, argv, NULL, s->peer) == -1)
+		warn("unable to start relaycat");
+	else
+		s->running = 1;
+}
+
+/* Log on to rvd (again), backing off while it is away. */
+static void
+rv_connect(void)
+{
+	if (now_ms() < rv_retry)
+		return;
+	if (rv_logon(&rv, rvaddr, "LISTEN", name, secret, 5000) == -1) {
+		if (errno == EACCES)
+			logline("rvd at %s refused %s: %s", rvaddr, name, rv.why);
+		else
+			logline("unable to reach rvd at %s: %s", rvaddr,
+			    strerror(errno));
+		rv_retry = now_ms() + backoff;
+		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+		return;
+	}
+	rvup = 1;
+	backoff = 1000;
+	rv_last = now_ms();
+	logline("logged on to %s as %s, seen at %s", rvaddr, name, rv.observed);
+}
+
+/* Drop the rvd connection; the main loop logs on again. */
+static void
+rv_lost(const char *why)
+{
+	logline("lost rvd at %s: %s", rvaddr, why);
+	close(rv.fd);
+	rvup = 0;
+	rv_retry = now_ms() + 200;
+}
+
+/* Read and act on what rvd sent. */
+static void
+rv_input(void)
+{
+	char line[LINE_MAX_ + 1], *w[40];
+	int n;
+
+	for (;;) {
+		n = rv_readline(&rv, line, sizeof(line), 0);
+		if (n == 0)
+			return rv_lost("closed");
+		if (n < 0) {
+			if (errno != ETIMEDOUT)
+				rv_lost(strerror(errno));
+			return;
+		}
+		rv_last = now_ms();
+		if ((n = line_words(line, w, 40)) < 1)
+			continue;
+		if (strcmp(w[0], "INVITE") == 0)
+			on_invite(w, n);
+		else if (strcmp(w[0], "RELAY") == 0)
+			on_relay(w, n);
+		else if (strcmp(w[0], "ERR") == 0 && n > 2 && strcmp(w[1], "-") == 0)
+			logline("rvd: %s", line + 6);
+	}
+}
+
+/* A ladder handed us a connection, or ended without one. */
+static void
+ladder_input(struct sess *s)
+{
+	char line[LINE_MAX_ + 1], *w[4];
+	int fd;
+
+	fd = fd_recv(s->l.sock, line, sizeof(line));
+	if (fd == -1) {
+		ladder_end(s);
+		if (!s->done && s->token[0] != '\0') {
+			vlog("could not dial %s; waiting for its dial", s->peer);
+			if (rvup)
+				rv_send(&rv, "MSG %s FAIL could not dial", s->id);
+		} else if (!s->done) {
+			logline("relay session with %s failed", s->peer);
+			s->used = 0;
+		}
+		return;
+	}
+	ladder_end(s);
+	if (s->done || line_words(line, w, 4) != 3) {
+		close(fd);
+		return;
+	}
+	s->done = 1;
+	serve(fd, w[0], s->peer);
+}
+
+/* A byte of a dialer's handshake line; on its newline, check and serve. */
+static void
+hs_input(struct hs *h)
+{
+	char *w[4];
+	struct sess *s;
+	ssize_t r;
+	char c;
+
+	while ((r = read(h->fd, &c, 1)) == 1) {
+		if (c != '\n') {
+			if (h->len >= LINE_MAX_ || c < ' ' || c > '~')
+				goto drop;
+			h->buf[h->len++] = c;
+			continue;
+		}
+		h->buf[h->len] = '\0';
+		if (line_words(h->buf, w, 4) != 3 || strcmp(w[0], "P2P") != 0 ||
+		    !hex_valid(w[1], ID_HEX) || (s = sess_find(w[1])) == NULL ||
+		    s->done || s->token[0] == '\0' ||
+		    hs_answer(h->fd, w[2], s->token) == -1) {
+			logline("refused a dialer: wrong session or token");
+			line_write(h->fd, 100, "ERR bad token");
+			goto drop;
+		}
+		s->done = 1;
+		ladder_end(s);
+		fd_nonblock(h->fd, 0);
+		serve(h->fd, h->via, s->peer);
+		h->fd = -1;
+		return;
+	}
+	if (r == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+drop:
+	close(h->fd);
+	h->fd = -1;
+}
+
+/* Take a new dialer into its handshake. */
+static void
+hs_accept(int i)
+{
+	int fd, k;
+
+	if ((fd = accept4(lfd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
+		return;
+	for (k = 0; k < MAXHS; k++)
+		if (hs[k].fd == -1) {
+			hs[k].fd = fd;
+			hs[k].via = i == 0 ? "in" : "port";
+			hs[k].len = 0;
+			hs[k].deadline = now_ms() + HS_MS;
+			return;
+		}
+	close(fd);
+}
+
+/* Timers: expire sessions and handshakes, keep the rvd log-on alive. */
+static void
+tick(void)
+{
+	long now = now_ms();
+	int i;
+
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	for (i = 0; i < MAXSESS; i++)
+		if (sess[i].used && sess[i].expires < now) {
+			ladder_end(&sess[i]);
+			sess[i].used = 0;
+		}
+	for (i = 0; i < MAXHS; i++)
+		if (hs[i].fd != -1 && hs[i].deadline < now) {
+			close(hs[i].fd);
+			hs[i].fd = -1;
+		}
+	if (!rvup)
+		rv_connect();
+	else if (now - rv_last > 3 * keepalive_ms)
+		rv_lost("keepalive timeout");
+	else if (now - rv_last > keepalive_ms && rv_send(&rv, "PING") == -1)
+		rv_lost(strerror(errno));
+}
+
+static void
+on_term(int sig)
+{
+	stopping = 1;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct pollfd p[1 + MAXPORTS + 1 + MAXHS + 2 * MAXSESS];
+	void *who[sizeof(p) / sizeof(p[0])];
+	int kind[sizeof(p) / sizeof(p[0])];
+	char port[16];
+	const char *e;
+	int ch, i, n;
+
+	rvaddr = getenv("P2P_RVD");
+	secret = getenv("P2P_SECRET");
+	nlisten = 1;
+	while ((ch = getopt(argc, argv, "+k:p:r:v")) != -1) {
+		switch (ch) {
+		case 'k':
+			keepalive_ms = strtonum(optarg, 1, 3600, &e) * 1000;
+			if (e != NULL)
+				errx(EX_USAGE_, "bad -k: %s", optarg);
+			break;
+		case 'p':
+			if (nlisten > MAXPORTS)
+				errx(EX_USAGE_, "at most %d ports", MAXPORTS);
+			lport[nlisten++] = strtonum(optarg, 1, 65535, &e);
+			if (e != NULL)
+				errx(EX_USAGE_, "bad port: %s", optarg);
+			break;
+		case 'r':
+			rvaddr = optarg;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 2)
+		usage();
+	name = argv[0];
+	prog = argv + 1;
+	if (!name_valid(name))
+		errx(EX_USAGE_, "bad name: %s", name);
+	if (rvaddr == NULL)
+		errx(EX_USAGE_, "no rendezvous address: set P2P_RVD or use -r");
+	setenv("P2P_V", verbose ? "-v" : "", 1);
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_term }, NULL);
+	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_term }, NULL);
+	for (i = 0; i < nlisten; i++) {
+		snprintf(port, sizeof(port), "%d", lport[i]);
+		if ((lfd[i] = listen_tcp(port, 64)) == -1)
+			err(EX_SYSTEM, "unable to listen on port %s", port);
+		fd_nonblock(lfd[i], 1);
+		if (i == 0) {
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+
+			getsockname(lfd[0], (struct sockaddr *)&ss, &sl);
+			lport[0] = addr_port((struct sockaddr *)&ss);
+		}
+	}
+	for (i = 0; i < MAXHS; i++)
+		hs[i].fd = -1;
+	rv_connect();
+	while (!stopping) {
+		n = 0;
+		if (rvup) {
+			p[n] = (struct pollfd){ .fd = rv.fd, .events = POLLIN };
+			kind[n++] = 0;
+		}
+		for (i = 0; i < nlisten; i++) {
+			p[n] = (struct pollfd){ .fd = lfd[i], .events = POLLIN };
+			who[n] = (void *)(long)i;
+			kind[n++] = 1;
+		}
+		for (i = 0; i < MAXHS; i++)
+			if (hs[i].fd != -1) {
+				p[n] = (struct pollfd){ .fd = hs[i].fd, .events = POLLIN };
+				who[n] = &hs[i];
+				kind[n++] = 2;
+			}
+		for (i = 0; i < MAXSESS; i++)
+			if (sess[i].used && sess[i].running) {
+				p[n] = (struct pollfd){ .fd = sess[i].l.sock,
+				    .events = POLLIN };
+				who[n] = &sess[i];
+				kind[n++] = 3;
+				if (sess[i].l.out != -1) {
+					p[n] = (struct pollfd){ .fd = sess[i].l.out,
+					    .events = POLLIN };
+					who[n] = &sess[i];
+					kind[n++] = 4;
+				}
+			}
+		if (rvup && rv.lb.len > 0)
+			rv_input();
+		if (poll(p, n, 1000) == -1 && errno != EINTR)
+			err(EX_SYSTEM, "poll");
+		for (i = 0; i < n; i++) {
+			if (p[i].revents == 0)
+				continue;
+			switch (kind[i]) {
+			case 0:
+				if (rvup)
+					rv_input();
+				break;
+			case 1:
+				hs_accept((int)(long)who[i]);
+				break;
+			case 2:
+				if (((struct hs *)who[i])->fd != -1)
+					hs_input(who[i]);
+				break;
+			case 3:
+				if (((struct sess *)who[i])->running)
+					ladder_input(who[i]);
+				break;
+			case 4:
+				if (((struct sess *)who[i])->running)
+					ladder_readout(&((struct sess *)who[i])->l);
+				break;
+			}
+		}
+		tick();
+	}
+	logline("stopping");
+	return 0;
+}

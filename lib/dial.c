@@ -1,0 +1,118 @@
+/* Dialling with a deadline, and listening. */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+/* Set or clear O_NONBLOCK. */
+int
+fd_nonblock(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl == -1)
+		return -1;
+	return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+/* Set FD_CLOEXEC, so that programs we exec do not inherit fd. */
+int
+fd_cloexec(int fd)
+{
+	return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/* Connect to a, giving up after ms; returns a blocking socket or -1. */
+int
+dial_timeout(const struct addr *a, int ms)
+{
+	struct pollfd p;
+	int fd, e = 0, r;
+	socklen_t el = sizeof(e);
+
+	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
+		if (errno != EINPROGRESS)
+			goto fail;
+		p.fd = fd;
+		p.events = POLLOUT;
+		while ((r = poll(&p, 1, ms)) == -1 && errno == EINTR)
+			;
+		if (r == 0) {
+			errno = ETIMEDOUT;
+			goto fail;
+		}
+		if (r == -1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == -1)
+			goto fail;
+		if (e != 0) {
+			errno = e;
+			goto fail;
+		}
+	}
+	fd_nonblock(fd, 0);
+	return fd;
+fail:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+/* Resolve hostport and dial its addresses in turn within ms in all. */
+int
+dial_host(const char *hostport, int ms)
+{
+	struct addr a[8];
+	long deadline = now_ms() + ms, left;
+	int n, i, fd;
+
+	if ((n = addr_resolve(hostport, NULL, a, 8)) <= 0) {
+		if (n == 0)
+			errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if ((left = deadline - now_ms()) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if ((fd = dial_timeout(&a[i], (int)left)) != -1)
+			return fd;
+	}
+	return -1;
+}
+
+/* A listening TCP socket on "[addr:]port" (all addresses, v4 and v6, by default). */
+int
+listen_tcp(const char *addrport, int backlog)
+{
+	struct addr a;
+	int fd, one = 1, zero = 0, e;
+
+	if (addr_resolve(addrport, NULL, &a, 1) != 1) {
+		errno = EADDRNOTAVAIL;
+		return -1;
+	}
+	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, (struct sockaddr *)&a.ss, a.len) == -1 ||
+	    listen(fd, backlog) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}

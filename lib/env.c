@@ -1,0 +1,71 @@
+/* Configuration from the environment, and the one logging idiom. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "p2p.h"
+
+int verbose;
+
+/* The timeout in ms: the flag if given, else $P2P_TIMEOUT, else the default. */
+int
+env_timeout_ms(int flag_s, int def_s)
+{
+	const char *s, *e;
+	double d;
+
+	if (flag_s > 0)
+		return flag_s * 1000;
+	if ((s = getenv("P2P_TIMEOUT")) != NULL && *s != '\0') {
+		errno = 0;
+		d = strtod(s, (char **)&e);
+		if (errno == 0 && *e == '\0' && d > 0 && d < 86400)
+			return (int)(d * 1000);
+		warnx("ignoring bad P2P_TIMEOUT: %s", s);
+	}
+	return def_s * 1000;
+}
+
+/* The value of an environment variable, or def when unset or empty. */
+const char *
+env_or(const char *name, const char *def)
+{
+	const char *s = getenv(name);
+
+	return (s != NULL && *s != '\0') ? s : def;
+}
+
+/* A line on stderr only under -v, in the err(3) style. */
+void
+vlog(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose)
+		return;
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+}
+
+/* A daemon's one line per event; the supervisor's logger adds the time. */
+void
+logline(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+}
+
+/* Monotonic milliseconds, for deadlines that the wall clock cannot move. */
+long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}

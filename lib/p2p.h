@@ -1,0 +1,162 @@
+/* p2pdial: what the tools share. One header; one .c file per concern. */
+#ifndef P2P_H
+#define P2P_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+#include <err.h>
+
+/* Exit status, the same for every tool. */
+enum {
+	EX_CONNECTED = 0,	/* connected, or nothing to do */
+	EX_NOTCONN = 1,		/* not connected; the ticket was passed on */
+	EX_USAGE_ = 100,	/* usage error or input no retry can fix */
+	EX_SYSTEM = 111		/* a system error stopped the tool */
+};
+
+#define LINE_MAX_ 1024		/* longest protocol line, without its newline */
+#define ID_HEX 32		/* ids and tokens: 128 bits in hex */
+#define NAME_MAX_ 64		/* longest peer name */
+#define ADDR_STR 64		/* room for "[v6]:port" */
+#define TICKET_ADDRS 16		/* most candidates a ticket holds */
+#define TICKET_PORTS 8
+#define TICKET_TRIED 32
+
+/* addr.c */
+struct addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+int addr_split(const char *s, char *host, size_t hn, char *port, size_t pn);
+int addr_numeric(const char *s, struct addr *a);
+int addr_resolve(const char *s, const char *defhost, struct addr *out, int max);
+char *addr_fmt(const struct sockaddr *sa, char *buf, size_t n);
+char *addr_ip(const struct sockaddr *sa, char *buf, size_t n);
+int addr_port(const struct sockaddr *sa);
+void addr_setport(struct sockaddr *sa, int port);
+char *fd_peername(int fd, char *buf, size_t n);
+char *fd_sockname(int fd, char *buf, size_t n);
+int addr_locals(int port, char out[][ADDR_STR], int max);
+int addr_candidates(int port, const char *observed, char out[][ADDR_STR],
+    int max);
+
+/* dial.c */
+int dial_timeout(const struct addr *a, int ms);
+int dial_host(const char *hostport, int ms);
+int listen_tcp(const char *addrport, int backlog);
+int fd_nonblock(int fd, int on);
+int fd_cloexec(int fd);
+
+/* race.c: RFC 8305 style; handshake is NULL for a plain TCP race. */
+struct race_hs {
+	const char *id;		/* session id sent in the P2P line */
+	const char *token;
+};
+int dial_race(char addrs[][ADDR_STR], int n, const struct race_hs *hs,
+    int ms, int stagger_ms, char *why, size_t whyn, char *won, size_t wonn);
+
+/* handshake.c */
+int hs_read(int fd, char id[ID_HEX + 1], char token[ID_HEX + 1], int ms);
+int hs_answer(int fd, const char *token, const char *want);
+
+/* line.c */
+int line_read(int fd, char *buf, size_t n, int ms);
+int line_write(int fd, int ms, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int line_words(char *line, char **w, int max);
+int line_printable(const char *s);
+
+struct linebuf {
+	char buf[LINE_MAX_ + 1];
+	size_t len;
+};
+int linebuf_fill(struct linebuf *lb, int fd);
+int linebuf_next(struct linebuf *lb, char *line, size_t n);
+
+/* hex.c */
+void hex_random(char *out, size_t nbytes);
+int hex_valid(const char *s, size_t len);
+int secret_equal(const char *a, const char *b);
+int name_valid(const char *s);
+
+/* ticket.c */
+struct ticket {
+	char peer[NAME_MAX_ + 1];
+	char rv[ADDR_STR + 192];
+	char relay[ADDR_STR + 192];
+	char id[ID_HEX + 1];
+	char token[ID_HEX + 1];
+	char addr[TICKET_ADDRS][ADDR_STR];
+	int naddr;
+	int port[TICKET_PORTS];
+	int nport;
+	char *tried[TICKET_TRIED];
+	int ntried;
+};
+int ticket_read(FILE *f, struct ticket *t, char *err, size_t errn);
+int ticket_write(FILE *f, const struct ticket *t);
+void ticket_tried(struct ticket *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void ticket_free(struct ticket *t);
+int ticket_addaddr(struct ticket *t, const char *a);
+
+/* fdpass.c */
+int fd_send(int sock, int fd, const char *line);
+int fd_recv(int sock, char *line, size_t n);
+
+/* copy.c */
+int copy_loop(int net, int in, int out);
+
+/* deliver.c */
+struct conninfo {
+	const char *via;	/* in out port proxy relay direct */
+	const char *peer;	/* the peer's name, or NULL */
+};
+enum { SIDE_DIAL, SIDE_ANSWER };
+int deliver(int fd, const struct conninfo *ci, char **prog, int side);
+void conn_setenv(int fd, const char *via, const char *peer);
+
+/* env.c */
+int env_timeout_ms(int flag_s, int def_s);
+const char *env_or(const char *name, const char *def);
+extern int verbose;
+void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void logline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+long now_ms(void);
+
+/* rvclient.c: a client's connection to rvd. */
+struct rv {
+	int fd;
+	struct linebuf lb;
+	char observed[ADDR_STR];
+	char relay[ADDR_STR + 192];
+	char addr[ADDR_STR + 192];
+	char why[256];		/* rvd's reason when it refused us */
+};
+int rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
+    const char *name, const char *secret, int ms);
+int rv_readline(struct rv *rv, char *line, size_t n, int ms);
+int rv_send(struct rv *rv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* catch.c: run a ladder with $P2PFD and wait for its connection. */
+struct ladder {
+	pid_t pid;
+	int sock;		/* our end of the P2PFD socket pair */
+	int out;		/* the ladder's stdout: a failed ticket */
+	char tail[4096];	/* what it wrote, for -v and error messages */
+	size_t taillen;
+};
+int ladder_start(struct ladder *l, char *const argv[], const char *input,
+    const char *peer);
+int ladder_catch(struct ladder *l, char *line, size_t n, int ms);
+int ladder_stop(struct ladder *l);
+void ladder_readout(struct ladder *l);
+
+#endif

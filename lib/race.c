@@ -1,0 +1,190 @@
+/*
+ * Racing candidate addresses in the manner of RFC 8305: start one, start
+ * the next after a short stagger or as soon as one fails, and take the
+ * first that connects (and, with a handshake, is answered "OK").
+ */
+#include <sys/socket.h>
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_DONE };
+
+struct cand {
+	int fd, state;
+	char in[8];		/* the listener's answer, a byte at a time */
+	size_t inlen;
+	const char *why;
+};
+
+/* Start connecting c to a; a failure is recorded in c, not returned. */
+static void
+cand_start(struct cand *c, const char *a)
+{
+	struct addr x;
+
+	c->state = C_DONE;
+	if (addr_numeric(a, &x) == -1) {
+		c->why = "bad address";
+		return;
+	}
+	c->fd = socket(x.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (c->fd == -1) {
+		c->why = strerror(errno);
+		return;
+	}
+	if (connect(c->fd, (struct sockaddr *)&x.ss, x.len) == -1 &&
+	    errno != EINPROGRESS) {
+		c->why = strerror(errno);
+		close(c->fd);
+		c->fd = -1;
+		return;
+	}
+	c->state = C_CONNECTING;
+}
+
+/* Fail c with why. */
+static void
+cand_fail(struct cand *c, const char *why)
+{
+	c->why = why;
+	c->state = C_DONE;
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/*
+ * Move c along after poll said it is ready: 1 when it has won, 0 when it
+ * needs more time, and failures are recorded in c.
+ */
+static int
+cand_step(struct cand *c, const struct race_hs *hs)
+{
+	int e = 0;
+	socklen_t el = sizeof(e);
+	ssize_t r;
+	char ch;
+
+	if (c->state == C_CONNECTING) {
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
+		if (e != 0) {
+			cand_fail(c, strerror(e));
+			return 0;
+		}
+		if (hs == NULL)
+			return 1;
+		/* The line is far below a fresh socket's buffer: it goes at once. */
+		if (line_write(c->fd, 0, "P2P %s %s", hs->id, hs->token) == -1) {
+			cand_fail(c, strerror(errno));
+			return 0;
+		}
+		c->state = C_HANDSHAKE;
+		return 0;
+	}
+	while ((r = read(c->fd, &ch, 1)) == 1) {
+		if (ch == '\n') {
+			if (c->inlen > 0 && c->in[c->inlen - 1] == '\r')
+				c->inlen--;
+			if (c->inlen == 2 && memcmp(c->in, "OK", 2) == 0)
+				return 1;
+			cand_fail(c, "refused our token");
+			return 0;
+		}
+		if (c->inlen >= sizeof(c->in) - 1) {
+			cand_fail(c, "not a p2pdial peer");
+			return 0;
+		}
+		c->in[c->inlen++] = ch;
+	}
+	if (r == 0)
+		cand_fail(c, "closed in the handshake");
+	else if (errno != EAGAIN && errno != EINTR)
+		cand_fail(c, strerror(errno));
+	return 0;
+}
+
+/* Say what became of every candidate, for the ticket's "tried" line. */
+static void
+race_why(char addrs[][ADDR_STR], struct cand *c, int n, char *why, size_t whyn)
+{
+	int i;
+
+	why[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			strlcat(why, ", ", whyn);
+		strlcat(why, addrs[i], whyn);
+		strlcat(why, " ", whyn);
+		strlcat(why, c[i].why ? c[i].why : "timeout", whyn);
+	}
+	if (n == 0)
+		strlcpy(why, "no candidates", whyn);
+}
+
+/*
+ * Race the n addresses for at most ms: the winning socket (blocking), or
+ * -1 with why saying what happened to each. won gets the winner's address.
+ */
+int
+dial_race(char addrs[][ADDR_STR], int n, const struct race_hs *hs,
+    int ms, int stagger_ms, char *why, size_t whyn, char *won, size_t wonn)
+{
+	struct cand c[TICKET_ADDRS];
+	struct pollfd p[TICKET_ADDRS];
+	long deadline = now_ms() + ms, next = 0, now;
+	int started = 0, i, live, fd = -1;
+
+	if (n > TICKET_ADDRS)
+		n = TICKET_ADDRS;
+	memset(c, 0, sizeof(c));
+	for (i = 0; i < n; i++)
+		c[i].fd = -1;
+	while ((now = now_ms()) < deadline && fd == -1) {
+		for (live = 0, i = 0; i < started; i++)
+			live += c[i].state != C_DONE;
+		if (started < n && (now >= next || live == 0)) {
+			cand_start(&c[started], addrs[started]);
+			vlog("trying %s", addrs[started]);
+			started++;
+			next = now + stagger_ms;
+			continue;
+		}
+		if (live == 0)
+			break;
+		for (i = 0; i < started; i++) {
+			p[i].fd = c[i].state == C_DONE ? -1 : c[i].fd;
+			p[i].events = c[i].state == C_CONNECTING ? POLLOUT : POLLIN;
+			p[i].revents = 0;
+		}
+		{
+			long wait = (started < n ? next : deadline) - now;
+
+			if (wait > deadline - now)
+				wait = deadline - now;
+			if (poll(p, started, (int)(wait < 0 ? 0 : wait)) == -1 &&
+			    errno != EINTR)
+				break;
+		}
+		for (i = 0; i < started && fd == -1; i++)
+			if (p[i].fd != -1 && p[i].revents && cand_step(&c[i], hs)) {
+				fd = c[i].fd;
+				c[i].fd = -1;
+				strlcpy(won, addrs[i], wonn);
+			}
+	}
+	for (i = 0; i < started; i++)
+		if (c[i].fd != -1)
+			close(c[i].fd);
+	if (fd == -1) {
+		race_why(addrs, c, n, why, whyn);
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	fd_nonblock(fd, 0);
+	return fd;
+}

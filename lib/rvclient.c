@@ -1,0 +1,111 @@
+/* A client's connection to rvd: log on, send lines, read lines. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+/*
+ * Dial rvd at rvaddr and log on with verb (LOGON or LISTEN); fills in what
+ * rvd observed of us and the relay it names. -1 on failure, with errno
+ * EACCES and rvd's reason in rv->why when rvd refused us.
+ */
+int
+rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
+    const char *name, const char *secret, int ms)
+{
+	char line[LINE_MAX_ + 1], *w[4];
+	int n;
+
+	memset(rv, 0, sizeof(*rv));
+	strlcpy(rv->addr, rvaddr, sizeof(rv->addr));
+	if ((rv->fd = dial_host(rvaddr, ms)) == -1)
+		return -1;
+	if (rv_send(rv, "%s %s%s%s", verb, name, secret ? " " : "",
+	    secret ? secret : "") == -1)
+		goto fail;
+	if ((n = rv_readline(rv, line, sizeof(line), ms)) <= 0)
+		goto fail;
+	if (strncmp(line, "ERR ", 4) == 0) {
+		strlcpy(rv->why, line + 4, sizeof(rv->why));
+		close(rv->fd);
+		rv->fd = -1;
+		errno = EACCES;
+		return -1;
+	}
+	if (line_words(line, w, 4) != 3 || strcmp(w[0], "WELCOME") != 0) {
+		errno = EPROTO;
+		goto fail;
+	}
+	strlcpy(rv->observed, w[1], sizeof(rv->observed));
+	if (strcmp(w[2], "-") != 0)
+		strlcpy(rv->relay, w[2], sizeof(rv->relay));
+	return 0;
+fail:
+	n = errno;
+	close(rv->fd);
+	rv->fd = -1;
+	errno = n;
+	return -1;
+}
+
+/*
+ * Next line from rvd within ms, answering its keepalives on the way:
+ * the length, 0 when rvd closed, -1 with errno (ETIMEDOUT) otherwise.
+ */
+int
+rv_readline(struct rv *rv, char *line, size_t n, int ms)
+{
+	long deadline = now_ms() + ms, left;
+	struct pollfd p = { .fd = rv->fd, .events = POLLIN };
+	int r;
+
+	for (;;) {
+		r = linebuf_next(&rv->lb, line, n);
+		if (r == -2) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		if (r >= 0) {
+			if (strcmp(line, "PING") == 0) {
+				rv_send(rv, "PONG");
+				continue;
+			}
+			return r;
+		}
+		/* Even with no time left, what is already there is read. */
+		if ((left = deadline - now_ms()) < 0)
+			left = 0;
+		if ((r = poll(&p, 1, (int)left)) == -1 && errno != EINTR)
+			return -1;
+		if (r == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (r < 0)
+			continue;
+		if ((r = linebuf_fill(&rv->lb, rv->fd)) == 0)
+			return 0;
+		if (r == -1 && errno != EAGAIN && errno != EINTR)
+			return -1;
+	}
+}
+
+/* Send one line to rvd. */
+int
+rv_send(struct rv *rv, const char *fmt, ...)
+{
+	char buf[LINE_MAX_ + 1];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || n > LINE_MAX_) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return line_write(rv->fd, 5000, "%s", buf);
+}

@@ -1,0 +1,164 @@
+/* Tickets: "key value" lines ended by a blank line, passed through pipes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "p2p.h"
+
+/* Fill err with one reason and return -1, for ticket_read. */
+static int
+bad(char *err, size_t errn, const char *why, const char *key)
+{
+	snprintf(err, errn, "malformed ticket: %s%s%s", why, key ? ": " : "",
+	    key ? key : "");
+	return -1;
+}
+
+/* Add a candidate address unless it is already there; -1 if it is no address. */
+int
+ticket_addaddr(struct ticket *t, const char *a)
+{
+	struct addr x;
+	int i;
+
+	if (strlen(a) >= ADDR_STR || addr_numeric(a, &x) == -1)
+		return -1;
+	for (i = 0; i < t->naddr; i++)
+		if (strcmp(t->addr[i], a) == 0)
+			return 0;
+	if (t->naddr < TICKET_ADDRS)
+		strlcpy(t->addr[t->naddr++], a, ADDR_STR);
+	return 0;
+}
+
+/* Take one "key value" line into t. */
+static int
+ticket_line(struct ticket *t, char *line, char *err, size_t errn)
+{
+	char *v = strchr(line, ' '), *e;
+	long p;
+
+	if (v == NULL)
+		return bad(err, errn, "no value", line);
+	*v++ = '\0';
+	if (strcmp(line, "peer") == 0) {
+		if (!name_valid(v))
+			return bad(err, errn, "bad peer name", v);
+		strlcpy(t->peer, v, sizeof(t->peer));
+	} else if (strcmp(line, "rv") == 0 || strcmp(line, "relay") == 0) {
+		if (strlen(v) >= sizeof(t->rv) || strchr(v, ' ') != NULL)
+			return bad(err, errn, "bad address", v);
+		strlcpy(line[1] == 'v' ? t->rv : t->relay, v, sizeof(t->rv));
+	} else if (strcmp(line, "id") == 0 || strcmp(line, "token") == 0) {
+		if (!hex_valid(v, ID_HEX))
+			return bad(err, errn, "bad hex", line);
+		strlcpy(line[0] == 'i' ? t->id : t->token, v, ID_HEX + 1);
+	} else if (strcmp(line, "addr") == 0) {
+		if (ticket_addaddr(t, v) == -1)
+			return bad(err, errn, "bad address", v);
+	} else if (strcmp(line, "port") == 0) {
+		p = strtol(v, &e, 10);
+		if (*e != '\0' || p < 1 || p > 65535)
+			return bad(err, errn, "bad port", v);
+		if (t->nport < TICKET_PORTS)
+			t->port[t->nport++] = (int)p;
+	} else if (strcmp(line, "tried") == 0) {
+		if (t->ntried < TICKET_TRIED)
+			t->tried[t->ntried++] = strdup(v);
+	} else
+		return bad(err, errn, "unknown key", line);
+	return 0;
+}
+
+/*
+ * Read one ticket from f: 1 when read, 0 at end of file with no ticket
+ * (an earlier stage connected), -1 when malformed, with err set.
+ */
+int
+ticket_read(FILE *f, struct ticket *t, char *err, size_t errn)
+{
+	char line[LINE_MAX_ + 2];
+	int got = 0;
+	size_t l;
+
+	memset(t, 0, sizeof(*t));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		l = strlen(line);
+		if (l == 0 || line[l - 1] != '\n') {
+			if (l > LINE_MAX_)
+				return bad(err, errn, "line too long", NULL);
+			return bad(err, errn, "no blank line at its end", NULL);
+		}
+		line[--l] = '\0';
+		if (l == 0) {
+			if (got)
+				break;
+			continue;
+		}
+		if (!line_printable(line))
+			return bad(err, errn, "bad byte", NULL);
+		if (ticket_line(t, line, err, errn) == -1)
+			return -1;
+		got = 1;
+	}
+	if (ferror(f)) {
+		snprintf(err, errn, "read ticket: %s", strerror(errno));
+		return -1;
+	}
+	if (!got)
+		return 0;
+	if (t->peer[0] == '\0' && t->naddr == 0)
+		return bad(err, errn, "neither peer nor addr", NULL);
+	if ((t->id[0] == '\0') != (t->token[0] == '\0'))
+		return bad(err, errn, "id without token", NULL);
+	return 1;
+}
+
+/* Write t to f with its blank line, and flush: the next stage is waiting. */
+int
+ticket_write(FILE *f, const struct ticket *t)
+{
+	int i;
+
+	if (t->peer[0])
+		fprintf(f, "peer %s\n", t->peer);
+	if (t->rv[0])
+		fprintf(f, "rv %s\n", t->rv);
+	if (t->relay[0])
+		fprintf(f, "relay %s\n", t->relay);
+	if (t->id[0])
+		fprintf(f, "id %s\ntoken %s\n", t->id, t->token);
+	for (i = 0; i < t->naddr; i++)
+		fprintf(f, "addr %s\n", t->addr[i]);
+	for (i = 0; i < t->nport; i++)
+		fprintf(f, "port %d\n", t->port[i]);
+	for (i = 0; i < t->ntried; i++)
+		fprintf(f, "tried %s\n", t->tried[i]);
+	fputc('\n', f);
+	return fflush(f) == EOF ? -1 : 0;
+}
+
+/* Add a "tried" line saying what a stage did and why it failed. */
+void
+ticket_tried(struct ticket *t, const char *fmt, ...)
+{
+	char buf[LINE_MAX_ - 8], *p;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	for (p = buf; *p != '\0'; p++)
+		if (*p < ' ' || *p > '~')
+			*p = '?';
+	if (t->ntried < TICKET_TRIED)
+		t->tried[t->ntried++] = strdup(buf);
+}
+
+/* Free what ticket_read and ticket_tried allocated. */
+void
+ticket_free(struct ticket *t)
+{
+	while (t->ntried > 0)
+		free(t->tried[--t->ntried]);
+}
