@@ -4,12 +4,12 @@ BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter
+CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation
 CFLAGS  += $(if $(CI),-Werror)
 CPPFLAGS += -Ilib
 LDLIBS   = -lbsd
 
-TOOLS   = rvd rvinvite rvlisten dialdirect p2pcatch
+TOOLS   = rvd rvinvite rvlisten dialdirect p2pcatch relaycat
 SCRIPTS = p2pdial p2plisten
 LIBSRC  = $(wildcard lib/*.c)
 LIBOBJ  = $(LIBSRC:.c=.o)

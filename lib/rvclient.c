@@ -28,7 +28,8 @@ rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
 	if ((n = rv_readline(rv, line, sizeof(line), ms)) <= 0)
 		goto fail;
 	if (strncmp(line, "ERR ", 4) == 0) {
-		strlcpy(rv->why, line + 4, sizeof(rv->why));
+		strlcpy(rv->why, line + (strncmp(line, "ERR - ", 6) ? 4 : 6),
+		    sizeof(rv->why));
 		close(rv->fd);
 		rv->fd = -1;
 		errno = EACCES;

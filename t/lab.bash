@@ -19,7 +19,8 @@ lab_up() {
 	export LAB="p2p$$-"
 	: > "$BATS_FILE_TMPDIR/lab.pids"
 	if ! err=$("$LAB_BIN" up 2>&1); then
-		echo "lab: cannot make namespaces: ${err#lab: }" >&2
+		err=${err#lab: }
+		echo "lab: cannot make namespaces: ${err#cannot make namespaces: }" >&2
 		return 1
 	fi
 }
@@ -31,7 +32,7 @@ lab_down() {
 	# Then any of our background pids that never got inside a namespace.
 	if [ -f "$BATS_FILE_TMPDIR/lab.pids" ]; then
 		while read -r p; do
-			kill -KILL "$p" 2>/dev/null
+			kill -KILL "$p" 2>/dev/null || :   # most are gone already
 		done < "$BATS_FILE_TMPDIR/lab.pids"
 		: > "$BATS_FILE_TMPDIR/lab.pids"
 	fi

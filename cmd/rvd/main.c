@@ -20,7 +20,7 @@
 #define LOGON_MS 10000		/* time to log on after connecting */
 #define LINE_MS 10000		/* time to finish a started line */
 
-enum { ST_NEW, ST_ON, ST_LISTEN };
+enum { ST_NEW, ST_ON, ST_LISTEN, ST_CLOSING };
 
 struct conn {
 	int fd;
@@ -204,13 +204,40 @@ conn_close(struct conn *c, const char *why)
 	free(c);
 }
 
-/* Refuse one bad line with an error, then close, as the wire format says. */
+/*
+ * Refuse one bad line with an error, then close, as the wire format says.
+ * The close lingers: closing with unread input would send a reset, and a
+ * reset can destroy the error line before the client reads it.
+ */
 static void
 conn_refuse(struct conn *c, const char *why)
 {
 	conn_send(c, "ERR - %s", why);
-	if (conns[c->fd] == c)
-		conn_close(c, why);
+	if (conns[c->fd] != c)
+		return;
+	if (c->outlen > 0)
+		return conn_close(c, why);
+	if (why != NULL && (verbose || c->state != ST_NEW))
+		logline("close %s %s: %s", c->name[0] ? c->name : "-",
+		    c->observed, why);
+	if (c->state == ST_LISTEN)
+		name_drop(c);
+	c->state = ST_CLOSING;
+	c->born = now_ms();
+	shutdown(c->fd, SHUT_WR);
+}
+
+/* Discard what a refused client still sends, until it closes. */
+static void
+conn_drain(struct conn *c)
+{
+	char buf[4096];
+	ssize_t r;
+
+	while ((r = read(c->fd, buf, sizeof(buf))) > 0)
+		;
+	if (r == 0 || (errno != EAGAIN && errno != EINTR))
+		conn_close(c, NULL);
 }
 
 /* Load the users file: "name secret" lines; # comments. */
@@ -439,6 +466,8 @@ conn_read(struct conn *c)
 	char line[LINE_MAX_ + 1];
 	int fd = c->fd, r, n;
 
+	if (c->state == ST_CLOSING)
+		return conn_drain(c);
 	for (;;) {
 		r = linebuf_fill(&c->lb, fd);
 		if (r == 0)
@@ -513,6 +542,11 @@ sweep(void)
 	for (i = 0; i < maxfd; i++) {
 		if ((c = conns[i]) == NULL)
 			continue;
+		if (c->state == ST_CLOSING) {
+			if (now - c->born > 2000)
+				conn_close(c, NULL);
+			continue;
+		}
 		if (c->state == ST_NEW && now - c->born > LOGON_MS)
 			conn_refuse(c, "log on timeout");
 		else if (c->line_since && now - c->line_since > LINE_MS)

@@ -215,6 +215,10 @@ rv_connect(void)
 	if (now_ms() < rv_retry)
 		return;
 	if (rv_logon(&rv, rvaddr, "LISTEN", name, secret, 5000) == -1) {
+		/* A wrong secret stays wrong: retrying would only hammer rvd. */
+		if (errno == EACCES && strstr(rv.why, "secret") != NULL)
+			errx(EX_NOTCONN, "rvd at %s refused %s: %s", rvaddr, name,
+			    rv.why);
 		if (errno == EACCES)
 			logline("rvd at %s refused %s: %s", rvaddr, name, rv.why);
 		else

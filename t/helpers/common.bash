@@ -1,0 +1,50 @@
+# Shared set-up for the scenario tests: the built tools first on PATH,
+bats_require_minimum_version 1.5.0
+# test data, and a few checks used by every scenario file.
+load lab
+export PATH="$BATS_TEST_DIRNAME/../bin:$BATS_TEST_DIRNAME/helpers:$PATH"
+export P2P_RVD=198.51.100.1:7070
+
+# make_data NAME MIB: a file of random bytes, made once per test file.
+make_data() {
+	local f="$BATS_FILE_TMPDIR/$1"
+	[ -f "$f" ] || head -c "$(( $2 * 1048576 ))" /dev/urandom > "$f"
+	echo "$f"
+}
+
+sha() { sha256sum < "$1" | cut -c1-64; }
+
+# check_transfer OUT SENT BACK: the server saw SENT whole, and sent BACK whole.
+check_transfer() {
+	local out=$1 sent=$2 back=$3
+	[ "$(sed -n 2p "$out")" = "$(sha "$sent")" ] || { echo "server got other bytes"; return 1; }
+	[ "$(tail -n +3 "$out" | sha256sum | cut -c1-64)" = "$(sha "$back")" ] ||
+		{ echo "client got other bytes"; return 1; }
+}
+
+# start_rvd [ARGS...]: rvd on the rendezvous host, waiting until it listens.
+start_rvd() {
+	lab_bg rv rvd -v "$@" 198.51.100.1:7070
+	export RVD_LOG=$LAB_BG_LOG
+	lab_wait_port rv 198.51.100.1 7070
+}
+
+# start_listener HOST NAME [RVLISTEN ARGS...]: rvlisten serving the test
+# server; waits until rvd has it logged on.
+start_listener() {
+	local host=$1 name=$2 i
+	shift 2
+	lab_bg "$host" rvlisten -v "$@" "$name" serve "$(make_data back 16)"
+	for i in $(seq 50); do
+		grep -q "listen $name " "$RVD_LOG" && return 0
+		sleep 0.1
+	done
+	echo "listener $name did not log on"; cat "$LAB_BG_LOG"; return 1
+}
+
+# no_procs HOST PATTERN: nothing matching PATTERN is left in HOST.
+no_procs() {
+	local pids
+	pids=$(ip netns pids "$LAB$1" 2>/dev/null | xargs -r ps -o pid=,args= -p | grep -E "$2" || :)
+	[ -z "$pids" ] || { echo "left behind in $1: $pids"; return 1; }
+}
