@@ -9,7 +9,7 @@ CFLAGS  += $(if $(CI),-Werror)
 CPPFLAGS += -Ilib
 LDLIBS   = -lbsd
 
-TOOLS   = rvd rvinvite rvlisten dialdirect p2pcatch relaycat
+TOOLS   = rvd relayd rvinvite rvlisten dialdirect p2pcatch relaycat
 SCRIPTS = p2pdial p2plisten
 LIBSRC  = $(wildcard lib/*.c)
 LIBOBJ  = $(LIBSRC:.c=.o)

@@ -159,4 +159,46 @@ int ladder_catch(struct ladder *l, char *line, size_t n, int ms);
 int ladder_stop(struct ladder *l);
 void ladder_readout(struct ladder *l);
 
+/* ports.c: a peer's extra ports (443, 80), for dialport and dialproxy. */
+int ports_parse(const char *s, int *out, int max);
+int ticket_hasport(const struct ticket *t, int port);
+int addr_withport(const char *a, int port, char *out, size_t n);
+int addrs_add(char list[][ADDR_STR], int n, int max, const char *a);
+int addrs_onport(const struct ticket *t, int port, char out[][ADDR_STR],
+    int max);
+
+/* proxy.c: HTTP CONNECT and SOCKS5 clients; the parsers are pure, to fuzz. */
+enum { PROXY_HTTP = 1, PROXY_SOCKS5, PROXY_SOCKS5H };
+#define PROXY_HEAD_MAX 8192	/* longest HTTP reply head we read */
+#define PROXY_CRED_MAX 255	/* longest user or password (RFC 1929) */
+struct proxy {
+	int scheme;
+	char host[256];
+	int port;
+	char hostport[ADDR_STR + 192];	/* "host:port": dialled and named */
+	int auth;			/* the URL gave user[:password] */
+	char user[PROXY_CRED_MAX + 1];
+	char pass[PROXY_CRED_MAX + 1];
+};
+enum { PX_DEST = -1, PX_PROXY = -2 };	/* proxy_dial: which failed */
+const char *proxy_env(const char **name);
+int proxy_parse(const char *url, struct proxy *px, char *why, size_t n);
+int no_proxy_match(const char *host, const char *list);
+int proxy_bypass(const char *hostport);
+int proxy_dial(const struct proxy *px, const char *dest, int ms, char *why,
+    size_t n);
+int pct_decode(const char *s, size_t len, char *out, size_t on);
+size_t base64_encode(const unsigned char *in, size_t n, char *out, size_t on);
+int http_head_end(const char *buf, size_t n);
+int http_status_parse(const char *line, int *code, char *reason, size_t n);
+int http_reply_parse(const char *buf, size_t n, int *code, char *reason,
+    size_t rn);
+int socks5_method_parse(const unsigned char *buf, size_t n);
+int socks5_auth_parse(const unsigned char *buf, size_t n);
+int socks5_reply_parse(const unsigned char *buf, size_t n, int *rep,
+    size_t *need);
+const char *socks5_strerror(int rep);
+int socks5_request(unsigned char *buf, size_t n, const char *host, int port,
+    int byname);
+
 #endif

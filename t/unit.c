@@ -13,7 +13,8 @@
  *   unit hex valid STR [LEN] | hex name STR | hex secret A B | hex random
  *   unit race [-t MS] [-s MS] [-w] [-p] CAND...
  *                                  dial_race against in-process listeners; CAND is
- *                                  ok, refused, silent, garbage, close or a literal address
+ *                                  ok, plain, refused, silent, garbage, close, junk
+ *                                  or a literal address
  *   unit copy                      copy_loop between stdio and an echoing peer
  *   unit timeout [FLAG DEF]        env_timeout_ms
  *
@@ -455,7 +456,7 @@ listener(char *out, size_t n)
 static void
 serve(int lfd, const char *kind)
 {
-	char id[ID_HEX + 1], token[ID_HEX + 1];
+	char id[ID_HEX + 1], token[ID_HEX + 1], line[LINE_MAX_ + 1];
 	int fd;
 
 	for (;;) {
@@ -473,6 +474,8 @@ serve(int lfd, const char *kind)
 			if (write(fd, "SSH-2.0-OpenSSH_9.2\r\n", 21) < 0)
 				_exit(2);
 		} else if (strcmp(kind, "close") == 0) {
+			/* Read the dialer's line, then hang up without a word. */
+			line_read(fd, line, sizeof(line), 3000);
 			close(fd);
 			continue;
 		} else if (strcmp(kind, "silent") == 0) {

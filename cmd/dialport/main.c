@@ -1,0 +1,108 @@
+/*
+ * dialport: reads a ticket and dials the peer again on the ports that
+ * firewalls leave open (443, then 80) and that the peer listens on, with
+ * the token handshake; delivers the connection (via "port"), or passes the
+ * ticket on with a "tried" line.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+#define MAXPORTS 16
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: dialport [-v] [-t SECONDS] [-p PORTS] [PROG...]\n");
+	exit(EX_USAGE_);
+}
+
+/* Pass the ticket on with what we tried, as every dialer does when it fails. */
+static int
+pass_on(struct ticket *t, const char *why)
+{
+	vlog("unable to connect to %s: %s", t->peer[0] ? t->peer : "peer", why);
+	ticket_tried(t, "dialport %s", why);
+	if (ticket_write(stdout, t) == -1)
+		err(EX_SYSTEM, "write ticket");
+	return EX_NOTCONN;
+}
+
+/*
+ * Race the peer's addresses moved to port, for ms: the handshaken socket,
+ * or -1 with why appended to all.
+ */
+static int
+dial_port(const struct ticket *t, int port, int ms, char *all, size_t alln)
+{
+	char addrs[TICKET_ADDRS][ADDR_STR], why[LINE_MAX_ / 2], won[ADDR_STR];
+	int n, fd;
+
+	n = addrs_onport(t, port, addrs, TICKET_ADDRS);
+	vlog("trying port %d, %d address%s, for %d ms", port, n,
+	    n == 1 ? "" : "es", ms);
+	fd = dial_race(addrs, n, t->id[0] ? &(struct race_hs){ t->id,
+	    t->token } : NULL, ms, 250, why, sizeof(why), won, sizeof(won));
+	if (fd != -1) {
+		vlog("connected to %s at %s", t->peer[0] ? t->peer : "peer", won);
+		return fd;
+	}
+	if (all[0] != '\0')
+		strlcat(all, ", ", alln);
+	strlcat(all, why, alln);
+	return -1;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct ticket t;
+	char why[LINE_MAX_], emsg[256];
+	const char *e, *plist = "443,80";
+	int ports[MAXPORTS], np, ch, tsec = 0, ms, fd, r, i, tried = 0;
+
+	while ((ch = getopt(argc, argv, "+p:t:v")) != -1) {
+		switch (ch) {
+		case 'p':
+			plist = optarg;
+			break;
+		case 't':
+			tsec = strtonum(optarg, 1, 3600, &e);
+			if (e != NULL)
+				errx(EX_USAGE_, "bad -t: %s", optarg);
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argv += optind;
+	if ((np = ports_parse(plist, ports, MAXPORTS)) <= 0)
+		errx(EX_USAGE_, "bad -p: %s (want ports like 443,80)", plist);
+	ms = env_timeout_ms(tsec, 3);
+
+	if ((r = ticket_read(stdin, &t, emsg, sizeof(emsg))) == 0)
+		return EX_CONNECTED;
+	if (r == -1)
+		errx(EX_USAGE_, "%s", emsg);
+	if (t.nport == 0)
+		return pass_on(&t, "peer listens on no extra ports");
+	why[0] = '\0';
+	for (i = 0; i < np; i++) {
+		if (!ticket_hasport(&t, ports[i])) {
+			vlog("peer does not listen on port %d", ports[i]);
+			continue;
+		}
+		tried++;
+		if ((fd = dial_port(&t, ports[i], ms, why, sizeof(why))) != -1)
+			return deliver(fd, &(struct conninfo){ "port", t.peer }, argv,
+			    SIDE_DIAL);
+	}
+	if (!tried)
+		snprintf(why, sizeof(why), "peer listens on none of ports %s", plist);
+	return pass_on(&t, why);
+}

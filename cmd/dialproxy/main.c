@@ -1,0 +1,243 @@
+/*
+ * dialproxy: reads a ticket and dials the peer through an HTTP CONNECT or
+ * SOCKS5 proxy, with the token handshake; delivers the connection (via
+ * "proxy"), or passes the ticket on with a "tried" line. Alone,
+ * "dialproxy -x URL HOST:PORT" dials like nc through the proxy.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+/* The most destinations we try: every address on its own port and on each extra one. */
+#define MAXCAND (TICKET_ADDRS * (TICKET_PORTS + 1))
+#define MIN_TRY_MS 1000	/* the least one destination gets, if time is left */
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: dialproxy [-v] [-t SECONDS] [-x URL] [PROG...]\n"
+	    "       dialproxy [-v] [-t SECONDS] [-x URL] HOST:PORT [PROG...]\n");
+	exit(EX_USAGE_);
+}
+
+/* Whether s names a host and a numeric port, so it is no program. */
+static int
+is_hostport(const char *s)
+{
+	char host[256], port[16];
+
+	return addr_split(s, host, sizeof(host), port, sizeof(port)) == 0 &&
+	    strspn(port, "0123456789") == strlen(port);
+}
+
+/* Pass the ticket on with what we tried, as every dialer does when it fails. */
+static int
+pass_on(struct ticket *t, const char *why)
+{
+	vlog("unable to connect to %s: %s", t->peer[0] ? t->peer : "peer", why);
+	ticket_tried(t, "dialproxy %s", why);
+	if (ticket_write(stdout, t) == -1)
+		err(EX_SYSTEM, "write ticket");
+	return EX_NOTCONN;
+}
+
+/*
+ * The destinations to try, in order: the peer's extra ports first, 443
+ * then 80 then the rest, since proxies often allow CONNECT only to 443;
+ * then each address on its own port.
+ */
+static int
+destinations(const struct ticket *t, char out[][ADDR_STR], int max)
+{
+	char a[MAXCAND][ADDR_STR];
+	int order[TICKET_PORTS + 2], no = 0, i, k, m, n = 0;
+
+	if (ticket_hasport(t, 443))
+		order[no++] = 443;
+	if (ticket_hasport(t, 80))
+		order[no++] = 80;
+	for (i = 0; i < t->nport; i++)
+		if (t->port[i] != 443 && t->port[i] != 80)
+			order[no++] = t->port[i];
+	for (i = 0; i < no; i++) {
+		m = addrs_onport(t, order[i], a, TICKET_ADDRS);
+		for (k = 0; k < m; k++)
+			n = addrs_add(out, n, max, a[k]);
+	}
+	for (i = 0; i < t->naddr; i++)
+		n = addrs_add(out, n, max, t->addr[i]);
+	return n;
+}
+
+/* The token handshake through the tunnel, by the deadline: 0, or -1 with why. */
+static int
+handshake(int fd, const struct ticket *t, long deadline, char *why, size_t n)
+{
+	char line[LINE_MAX_ + 1];
+	int r;
+
+	if (t->id[0] == '\0')
+		return 0;
+	if (line_write(fd, (int)(deadline - now_ms()), "P2P %s %s", t->id,
+	    t->token) == -1 ||
+	    (r = line_read(fd, line, sizeof(line), (int)(deadline - now_ms()))) < 0) {
+		snprintf(why, n, "%s in the handshake", errno == ETIMEDOUT ?
+		    "timeout" : strerror(errno));
+		return -1;
+	}
+	if (r == 0) {
+		snprintf(why, n, "closed in the handshake");
+		return -1;
+	}
+	if (strcmp(line, "OK") != 0) {
+		snprintf(why, n, "refused our token");
+		return -1;
+	}
+	return 0;
+}
+
+/* Append one failure to the list for the ticket's "tried" line. */
+static void
+note(char *all, size_t n, const char *text)
+{
+	if (all[0] != '\0')
+		strlcat(all, "; ", n);
+	strlcat(all, text, n);
+}
+
+/*
+ * Try each destination through the proxy in turn, within ms in all, each
+ * given a fair share of what is left: the handshaken socket, or -1 with why.
+ */
+static int
+dial_ticket(const struct ticket *t, const struct proxy *px, int ms, char *why,
+    size_t whyn)
+{
+	char dest[MAXCAND][ADDR_STR], one[LINE_MAX_ / 2], msg[LINE_MAX_];
+	long deadline = now_ms() + ms, left, share, end;
+	int nd = destinations(t, dest, MAXCAND), i, fd, tried = 0;
+
+	why[0] = '\0';
+	for (i = 0; i < nd; i++) {
+		if (proxy_bypass(dest[i])) {
+			vlog("not proxying %s: it is in no_proxy", dest[i]);
+			continue;
+		}
+		if ((left = deadline - now_ms()) <= 0) {
+			snprintf(msg, sizeof(msg), "%s and %d more not tried: "
+			    "timeout", dest[i], nd - i - 1);
+			note(why, whyn, msg);
+			break;
+		}
+		share = left / (nd - i) < MIN_TRY_MS ? MIN_TRY_MS : left / (nd - i);
+		end = now_ms() + (share < left ? share : left);
+		tried++;
+		fd = proxy_dial(px, dest[i], (int)(end - now_ms()), one, sizeof(one));
+		if (fd >= 0 && handshake(fd, t, end, one, sizeof(one)) == 0)
+			return fd;
+		if (fd >= 0) {
+			close(fd);
+			snprintf(msg, sizeof(msg), "%s via proxy %s: %s", dest[i],
+			    px->hostport, one);
+			note(why, whyn, msg);
+			continue;
+		}
+		note(why, whyn, one);
+		if (fd == PX_PROXY) {
+			/* The proxy itself failed: every other destination would too. */
+			warnx("%s", one);
+			break;
+		}
+	}
+	if (!tried && why[0] == '\0')
+		snprintf(why, whyn, nd ? "every candidate is in no_proxy" :
+		    "no candidates");
+	return -1;
+}
+
+/* Dial dest through the proxy, or directly if no_proxy says so, and deliver. */
+static int
+standalone(const struct proxy *px, const char *dest, int ms, char **prog)
+{
+	char why[LINE_MAX_];
+	int fd;
+
+	if (proxy_bypass(dest)) {
+		vlog("not proxying %s: it is in no_proxy", dest);
+		if ((fd = dial_host(dest, ms)) == -1)
+			err(EX_NOTCONN, "unable to connect to %s", dest);
+		return deliver(fd, &(struct conninfo){ "direct", NULL }, prog,
+		    SIDE_DIAL);
+	}
+	if ((fd = proxy_dial(px, dest, ms, why, sizeof(why))) < 0)
+		errx(EX_NOTCONN, "%s", why);
+	vlog("connected to %s via proxy %s", dest, px->hostport);
+	return deliver(fd, &(struct conninfo){ "proxy", NULL }, prog, SIDE_DIAL);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct ticket t;
+	struct proxy px;
+	char why[LINE_MAX_], emsg[256];
+	const char *e, *url = NULL, *from = "-x";
+	int ch, tsec = 0, ms, fd, r, bad;
+
+	while ((ch = getopt(argc, argv, "+t:vx:")) != -1) {
+		switch (ch) {
+		case 't':
+			tsec = strtonum(optarg, 1, 3600, &e);
+			if (e != NULL)
+				errx(EX_USAGE_, "bad -t: %s", optarg);
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'x':
+			url = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	ms = env_timeout_ms(tsec, 3);
+	if (url == NULL)
+		url = proxy_env(&from);
+	bad = url != NULL && proxy_parse(url, &px, emsg, sizeof(emsg)) == -1;
+	/* A bad -x is a usage error; a bad variable must not stop the ladder. */
+	if (bad && strcmp(from, "-x") == 0)
+		errx(EX_USAGE_, "%s", emsg);
+
+	if (argc > 0 && is_hostport(argv[0])) {
+		if (url == NULL)
+			errx(EX_USAGE_, "no proxy: give -x URL or set P2P_PROXY");
+		if (bad)
+			errx(EX_USAGE_, "%s: %s", from, emsg);
+		return standalone(&px, argv[0], ms, argv + 1);
+	}
+	if ((r = ticket_read(stdin, &t, why, sizeof(why))) == 0)
+		return EX_CONNECTED;
+	if (r == -1)
+		errx(EX_USAGE_, "%s", why);
+	if (url == NULL)
+		return pass_on(&t, "no proxy configured");
+	if (bad) {
+		warnx("%s: %s", from, emsg);
+		snprintf(why, sizeof(why), "%s: %s", from, emsg);
+		return pass_on(&t, why);
+	}
+	vlog("proxy %s from %s, %d ms in all", px.hostport, from, ms);
+	if ((fd = dial_ticket(&t, &px, ms, why, sizeof(why))) != -1) {
+		vlog("connected to %s via proxy %s", t.peer[0] ? t.peer : "peer",
+		    px.hostport);
+		return deliver(fd, &(struct conninfo){ "proxy", t.peer }, argv,
+		    SIDE_DIAL);
+	}
+	return pass_on(&t, why);
+}
