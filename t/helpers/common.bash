@@ -30,11 +30,11 @@ start_rvd() {
 }
 
 # start_listener HOST NAME [RVLISTEN ARGS...]: rvlisten serving the test
-# server; waits until rvd has it logged on.
+# server (which sends $BACKFILE, default 16 MiB); waits until it is logged on.
 start_listener() {
 	local host=$1 name=$2 i
 	shift 2
-	lab_bg "$host" rvlisten -v "$@" "$name" serve "$(make_data back 16)"
+	lab_bg "$host" rvlisten -v "$@" "$name" serve "${BACKFILE:-$(make_data back 16)}"
 	for i in $(seq 50); do
 		grep -q "listen $name " "$RVD_LOG" && return 0
 		sleep 0.1

@@ -1,0 +1,65 @@
+#!/usr/bin/env bats
+# The relay rung in the lab: both peers behind NATs that drop inbound.
+
+load helpers/common
+
+setup_file() {
+	lab_up
+	start_rvd -R 198.51.100.2:7071
+	lab_bg relay relayd -v 198.51.100.2:7071
+	export RELAYD_LOG=$LAB_BG_LOG RELAYD_PID=$LAB_BG_PID
+	lab_wait_port relay 198.51.100.2 7071
+}
+
+teardown_file() {
+	lab_down
+}
+
+@test "both behind dropping NATs: connects via relay, 64 MiB each way, half-close" {
+	sent=$(make_data sent64 64)
+	# Its own server: this one sends 64 MiB back.
+	BACKFILE=$(make_data back64 64) start_listener b1 office64
+	out=$BATS_TEST_TMPDIR/out errf=$BATS_TEST_TMPDIR/err
+	lab a1 env P2P_NAME=dialer timeout 60 p2pdial -v office64 < "$sent" > "$out" 2> "$errf" ||
+		{ cat "$errf"; false; }
+	grep -q "p2pdial: connected via relay to 198.51.100.2:7071 as office64" "$errf"
+	grep -q "^via=relay peer=dialer" "$out"
+	check_transfer "$out" "$sent" "$(make_data back64 64)"
+}
+
+@test "the relay is taken only after the direct rungs failed, within the timeouts" {
+	start_listener b1 office2
+	errf=$BATS_TEST_TMPDIR/err
+	start=$(date +%s%N)
+	echo hi | lab a1 env P2P_NAME=dialer P2P_TIMEOUT=2 timeout 30 p2pdial -v office2 \
+		> /dev/null 2> "$errf"
+	took=$(( ($(date +%s%N) - start) / 1000000 ))
+	cat "$errf"
+	# Order: the invitation, the direct dial, then the relay.
+	grep -n "" "$errf" | grep -E "rvinvite: no dial in|dialdirect: unable|relaycat: relay session|via relay" \
+		| cut -d: -f1 | sort -c -n
+	[ "$(grep -c -E "rvinvite: no dial in|dialdirect: unable|relaycat: relay session|connected via relay" "$errf")" -eq 4 ]
+	# rvinvite waits at most 2*2+1 s, dialdirect 2 s, relaycat a few round trips.
+	echo "took $took ms"
+	[ "$took" -le 10000 ]
+}
+
+@test "relayd killed while sessions are idle: clients get a clean error, not a hang" {
+	lab_bg relay relayd -v 198.51.100.2:7072
+	lab_wait_port relay 198.51.100.2 7072
+	pid=$LAB_BG_PID
+	# An unjoined session, waiting for its peer.
+	lab a1 bash -c 'exec 3<>/dev/tcp/198.51.100.2/7072; echo NEW >&3; read -r l <&3; echo "$l"; \
+		timeout 10 cat <&3; echo "end $?"' > "$BATS_TEST_TMPDIR/idle" 2>&1 &
+	waiter=$!
+	sleep 0.5
+	pkill -KILL -f "relayd -v 198.51.100.2:7072"
+	start=$(date +%s)
+	wait "$waiter" || :
+	[ $(( $(date +%s) - start )) -le 3 ]
+	grep -q "^SESSION [0-9a-f]\{32\}$" "$BATS_TEST_TMPDIR/idle"
+	grep -q "^end 0$" "$BATS_TEST_TMPDIR/idle"
+	# relaycat joining a session on a dead relay: a clear error, exit 1.
+	run -1 lab a1 timeout 10 relaycat -j 0123456789abcdef0123456789abcdef 198.51.100.2:7072
+	[[ "$output" == "relaycat: unable to connect to relay 198.51.100.2:7072: Connection refused" ]]
+}
