@@ -1,67 +1,73 @@
 # p2pdial: make, make check, make install (PREFIX, DESTDIR). No configure step.
+# O is where objects and bin/ go: "." normally, "san" for the sanitizer build.
 PREFIX   = /usr/local
 BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man
+O        = .
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation
-CFLAGS  += $(if $(CI),-Werror)
+CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wshadow
+CFLAGS  += -Wno-unused-parameter -Wno-format-truncation
+CFLAGS  += $(if $(CI),-Werror) $(XCFLAGS)
+LDFLAGS += $(XCFLAGS)
 CPPFLAGS += -Ilib
 LDLIBS   = -lbsd
 
 TOOLS   = rvd relayd rvinvite rvlisten dialdirect p2pcatch relaycat
 SCRIPTS = p2pdial p2plisten
-LIBSRC  = $(wildcard lib/*.c)
-LIBOBJ  = $(LIBSRC:.c=.o)
-BINS    = $(TOOLS:%=bin/%) $(SCRIPTS:%=bin/%)
+LIBOBJ  = $(patsubst %.c,$(O)/%.o,$(wildcard lib/*.c))
+LIB     = $(O)/lib/libp2p.a
+BINS    = $(TOOLS:%=$(O)/bin/%) $(SCRIPTS:%=$(O)/bin/%)
 MAN     = $(wildcard man/*.[1-9])
 
-all: $(BINS)
+all: $(BINS) $(O)/t/unit
 
-lib/libp2p.a: $(LIBOBJ)
+$(O)/lib/%.o: lib/%.c lib/p2p.h
+	@mkdir -p $(O)/lib
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIBOBJ)
 	$(AR) rcs $@ $(LIBOBJ)
 
-$(LIBOBJ): lib/p2p.h
+$(O)/bin/%: cmd/%/main.c $(LIB)
+	@mkdir -p $(O)/bin
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-bin/%: cmd/%/main.c lib/libp2p.a lib/p2p.h
-	@mkdir -p bin
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libp2p.a $(LDLIBS)
-
-$(SCRIPTS:%=bin/%): bin/%: cmd/%/script.sh
-	@mkdir -p bin
+$(SCRIPTS:%=$(O)/bin/%): $(O)/bin/%: cmd/%/script.sh
+	@mkdir -p $(O)/bin
 	cp $< $@
 	chmod +x $@
 
+$(O)/t/unit: t/unit.c $(LIB)
+	@mkdir -p $(O)/t
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ t/unit.c $(LIB) $(LDLIBS)
+
 # The tests run against a build with AddressSanitizer and UBSan, so that a
 # memory error anywhere in a scenario fails it.
-SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
-san:
-	$(MAKE) clean-obj
-	$(MAKE) all CFLAGS="$(SANFLAGS)" LDFLAGS="-fsanitize=address,undefined"
+SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
 
 deps:
 	sh .ci/deps
 
 check: deps
 	$(MAKE) all
+	$(MAKE) O=san XCFLAGS="$(SAN)" all
 	mandoc -Tlint -Wwarning $(MAN)
+	P2P_BIN=$(CURDIR)/san/bin P2P_UNIT=$(CURDIR)/san/t/unit \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99 \
 	bats --print-output-on-failure t/
 
-check-asan: deps san
-	ASAN_OPTIONS=detect_leaks=0 bats --print-output-on-failure t/
-
 install: all
-	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
 	cp $(BINS) $(DESTDIR)$(BINDIR)/
 	for m in $(MAN); do s=$${m##*.}; cp $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
-demo: deps all
+demo:
 	sh etc/demo
 
-clean-obj:
-	rm -f lib/*.o lib/libp2p.a
-	rm -rf bin
+clean:
+	rm -rf lib/*.o lib/*.a bin t/unit san
 
-clean: clean-obj
-
-.PHONY: all check check-asan install demo deps san clean clean-obj
+.PHONY: all check install demo deps clean

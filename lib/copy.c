@@ -16,13 +16,14 @@ struct dir {
 	char *buf;
 	size_t held, off;	/* bytes in the pipe or buffer */
 	int eof, done;
+	int rerr, werr;		/* errno of a failed read or write, else 0 */
 };
 
 /* Fill d from its source: spliced into the pipe when the kernel allows. */
 static void
 dir_fill(struct dir *d)
 {
-	ssize_t r;
+	ssize_t r = -1;
 
 	if (d->p[0] != -1) {
 		r = splice(d->from, NULL, d->p[1], NULL, CHUNK,
@@ -42,8 +43,10 @@ dir_fill(struct dir *d)
 	}
 	if (r > 0)
 		d->held = r;
-	else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+	else if (r == 0)
 		d->eof = 1;
+	else if (errno != EAGAIN && errno != EINTR)
+		d->eof = 1, d->rerr = errno;
 }
 
 /* Drain d into its sink. */
@@ -65,7 +68,7 @@ dir_drain(struct dir *d)
 	if (w > 0)
 		d->held -= w;
 	else if (w == -1 && errno != EAGAIN && errno != EINTR)
-		d->eof = 1, d->held = 0;
+		d->eof = 1, d->held = 0, d->werr = errno;
 }
 
 /* Pass on the end of one direction: shut the socket's write side, or close. */
@@ -84,7 +87,10 @@ dir_finish(struct dir *d, int net)
 	free(d->buf);
 }
 
-/* Copy net <-> (in, out) until both directions end; returns 0. */
+/*
+ * Copy net <-> (in, out) until both directions end: 0, or -1 with errno
+ * when the connection failed (a reset rather than a close).
+ */
 int
 copy_loop(int net, int in, int out)
 {
@@ -129,5 +135,7 @@ copy_loop(int net, int in, int out)
 				dir_fill(&d[i]);
 		}
 	}
-	return 0;
+	/* Only the network's failures count: sending to it, receiving from it. */
+	errno = d[0].werr ? d[0].werr : d[1].rerr;
+	return errno != 0 ? -1 : 0;
 }

@@ -90,7 +90,11 @@ deliver(int fd, const struct conninfo *ci, char **prog, int side)
 			exec_prog(fd, prog, 0, 1);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	copy_loop(fd, 0, 1);
+	if (copy_loop(fd, 0, 1) == -1) {
+		warn("connection lost");
+		close(fd);
+		return EX_NOTCONN;
+	}
 	close(fd);
 	return EX_CONNECTED;
 }

@@ -53,6 +53,9 @@ int listen_tcp(const char *addrport, int backlog);
 int fd_nonblock(int fd, int on);
 int fd_cloexec(int fd);
 
+/* privs.c */
+void priv_drop(const char *user);
+
 /* race.c: RFC 8305 style; handshake is NULL for a plain TCP race. */
 struct race_hs {
 	const char *id;		/* session id sent in the P2P line */
@@ -175,7 +178,7 @@ struct proxy {
 	int scheme;
 	char host[256];
 	int port;
-	char hostport[ADDR_STR + 192];	/* "host:port": dialled and named */
+	char hostport[256 + 8];		/* "host:port" or "[v6]:port" */
 	int auth;			/* the URL gave user[:password] */
 	char user[PROXY_CRED_MAX + 1];
 	char pass[PROXY_CRED_MAX + 1];

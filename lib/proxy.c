@@ -706,7 +706,7 @@ socks5_hello(int fd, const struct proxy *px, long deadline, char *why, size_t n)
 	if (io_write(fd, msg, px->auth ? 4 : 3, deadline) == -1)
 		return io_failed(px, "", -1, PX_PROXY, why, n);
 	if ((r = io_read(fd, ans, 2, deadline)) != 2)
-		return io_failed(px, "", r, PX_PROXY, why, n);
+		return io_failed(px, "in the SOCKS5 greeting", r, PX_PROXY, why, n);
 	if ((m = socks5_method_parse(ans, 2)) == 0)
 		return 0;
 	if (m == 0xff || (m == 2 && !px->auth)) {

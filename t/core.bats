@@ -9,7 +9,7 @@ setup_file() {
 }
 
 teardown_file() {
-	lab_down
+	lab_down_checked
 }
 
 # dial HOST PEER: p2pdial from HOST with the 16 MiB file; output in $out, stderr in $errf.

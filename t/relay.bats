@@ -12,7 +12,7 @@ setup_file() {
 }
 
 teardown_file() {
-	lab_down
+	lab_down_checked
 }
 
 @test "both behind dropping NATs: connects via relay, 64 MiB each way, half-close" {

@@ -25,7 +25,7 @@ setup_file() {
 }
 
 teardown_file() {
-	lab_down
+	lab_down_checked
 }
 
 # start_listener_prog HOST NAME PROG...: p2plisten serving PROG.

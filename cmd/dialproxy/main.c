@@ -142,9 +142,12 @@ dial_ticket(const struct ticket *t, const struct proxy *px, int ms, char *why,
 			close(fd);
 			snprintf(msg, sizeof(msg), "%s via proxy %s: %s", dest[i],
 			    px->hostport, one);
+			vlog("%s", msg);
 			note(why, whyn, msg);
 			continue;
 		}
+		if (fd == PX_DEST)
+			vlog("%s", one);
 		note(why, whyn, one);
 		if (fd == PX_PROXY) {
 			/* The proxy itself failed: every other destination would too. */

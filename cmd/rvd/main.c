@@ -19,6 +19,8 @@
 #define SESS_TTL 120000		/* ms a session's messages are routed */
 #define LOGON_MS 10000		/* time to log on after connecting */
 #define LINE_MS 10000		/* time to finish a started line */
+#define FAIL_MAX 10		/* refused log-ons a source may have... */
+#define FAIL_WINDOW 60000	/* ...in this many ms */
 
 enum { ST_NEW, ST_ON, ST_LISTEN, ST_CLOSING };
 
@@ -28,6 +30,7 @@ struct conn {
 	unsigned long serial;	/* tells a reused fd from the one a session knew */
 	char name[NAME_MAX_ + 1];
 	char observed[ADDR_STR];
+	struct source *src;
 	struct linebuf lb;
 	char *out;
 	size_t outlen;
@@ -48,6 +51,17 @@ struct user {
 	char *name, *secret;
 };
 
+/* What rvd remembers of one source address, to ration it. */
+struct source {
+	char ip[ADDR_STR];
+	int conns;		/* open connections from it */
+	int fails;		/* refused log-ons in this window */
+	long window;		/* when the window of fails began */
+	struct source *next;
+};
+
+static struct source *sources[NBUCKET];
+static int per_source = 100;
 static struct conn **conns;	/* by fd */
 static int nconns, maxfd;
 static struct conn *names[NBUCKET];
@@ -188,6 +202,62 @@ sess_free(struct sess **p)
 	nsessions--;
 }
 
+/* The entry for the source address of sa, made when new. */
+static struct source *
+source_get(const struct sockaddr *sa)
+{
+	struct source *src;
+	char ip[ADDR_STR];
+	unsigned h;
+
+	addr_ip(sa, ip, sizeof(ip));
+	h = hash(ip);
+	for (src = sources[h]; src != NULL; src = src->next)
+		if (strcmp(src->ip, ip) == 0)
+			return src;
+	if ((src = calloc(1, sizeof(*src))) == NULL)
+		err(EX_SYSTEM, "calloc");
+	strlcpy(src->ip, ip, sizeof(src->ip));
+	src->next = sources[h];
+	sources[h] = src;
+	return src;
+}
+
+/* Whether src has used up its refused log-ons for now. */
+static int
+source_barred(struct source *src)
+{
+	if (now_ms() - src->window > FAIL_WINDOW)
+		src->fails = 0;
+	return src->fails >= FAIL_MAX;
+}
+
+/* Count one refused log-on against src. */
+static void
+source_fail(struct source *src)
+{
+	if (src->fails == 0)
+		src->window = now_ms();
+	src->fails++;
+}
+
+/* Forget sources with no connection and no recent refusals. */
+static void
+source_sweep(void)
+{
+	struct source **p, *src;
+	int i;
+
+	for (i = 0; i < NBUCKET; i++)
+		for (p = &sources[i]; (src = *p) != NULL;)
+			if (src->conns == 0 && (src->fails == 0 ||
+			    now_ms() - src->window > FAIL_WINDOW)) {
+				*p = src->next;
+				free(src);
+			} else
+				p = &src->next;
+}
+
 /* Close c and forget it; sessions find out through the serial. */
 static void
 conn_close(struct conn *c, const char *why)
@@ -197,6 +267,7 @@ conn_close(struct conn *c, const char *why)
 		    c->observed, why);
 	if (c->state == ST_LISTEN)
 		name_drop(c);
+	c->src->conns--;
 	conns[c->fd] = NULL;
 	close(c->fd);
 	nconns--;
@@ -305,14 +376,20 @@ do_logon(struct conn *c, char **w, int n, int listen)
 		return conn_refuse(c, "already logged on");
 	if (n < 2 || n > 3 || !name_valid(w[1]))
 		return conn_refuse(c, "bad name");
+	if (source_barred(c->src)) {
+		logline("refused %s %s: too many attempts", w[1], c->observed);
+		return conn_refuse(c, "too many attempts; try later");
+	}
 	if (!user_ok(w[1], n == 3 ? w[2] : NULL)) {
 		logline("refused %s %s: wrong secret", w[1], c->observed);
+		source_fail(c->src);
 		return conn_refuse(c, "wrong name or secret");
 	}
 	strlcpy(c->name, w[1], sizeof(c->name));
 	if (listen && (old = name_find(c->name)) != NULL) {
 		if (usersfile == NULL) {
 			logline("refused %s %s: name in use", c->name, c->observed);
+			source_fail(c->src);
 			c->name[0] = '\0';
 			return conn_refuse(c, "name in use");
 		}
@@ -519,6 +596,8 @@ conn_accept(void)
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		err(EX_SYSTEM, "calloc");
+	c->src = source_get((struct sockaddr *)&ss);
+	c->src->conns++;
 	c->fd = fd;
 	c->serial = ++serials;
 	c->born = c->last_in = now_ms();
@@ -528,6 +607,11 @@ conn_accept(void)
 	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &(struct epoll_event){
 	    .events = EPOLLIN, .data.fd = fd });
 	vlog("connect %s", c->observed);
+	if (c->src->conns > per_source) {
+		logline("refused %s: more than %d connections", c->src->ip,
+		    per_source);
+		conn_refuse(c, "too many connections from your address");
+	}
 }
 
 /* Once a second: log-on and line deadlines, keepalives, expired sessions. */
@@ -558,6 +642,7 @@ sweep(void)
 			conn_send(c, "PING");
 		}
 	}
+	source_sweep();
 	for (i = 0; i < NBUCKET; i++)
 		for (p = &sessions[i]; *p != NULL;)
 			if ((*p)->expires < now || (sess_party(*p, 0) == NULL &&
@@ -579,8 +664,8 @@ on_signal(int sig)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rvd [-v] [-d FD] [-k SECONDS] [-R RELAY] "
-	    "[-u USERS] [ADDR:]PORT\n");
+	fprintf(stderr, "usage: rvd [-v] [-c PERSOURCE] [-d FD] [-k SECONDS] "
+	    "[-R RELAY] [-U USER] [-u USERS] [ADDR:]PORT\n");
 	exit(EX_USAGE_);
 }
 
@@ -590,10 +675,18 @@ main(int argc, char *argv[])
 	struct epoll_event ev[256];
 	long lastsweep = 0, stop_at = 0;
 	int ch, i, n, notify = -1;
-	const char *e;
+	const char *e, *runas = NULL;
 
-	while ((ch = getopt(argc, argv, "d:k:R:u:v")) != -1) {
+	while ((ch = getopt(argc, argv, "c:d:k:R:U:u:v")) != -1) {
 		switch (ch) {
+		case 'c':
+			per_source = strtonum(optarg, 1, 1 << 20, &e);
+			if (e != NULL)
+				errx(EX_USAGE_, "bad -c: %s", optarg);
+			break;
+		case 'U':
+			runas = optarg;
+			break;
 		case 'd':
 			notify = strtonum(optarg, 0, 1 << 20, &e);
 			if (e != NULL)
@@ -627,6 +720,8 @@ main(int argc, char *argv[])
 	if ((lfd = listen_tcp(argv[optind], 4096)) == -1)
 		err(EX_SYSTEM, "unable to listen on %s", argv[optind]);
 	fd_nonblock(lfd, 1);
+	if (runas != NULL)
+		priv_drop(runas);
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		err(EX_SYSTEM, "epoll_create1");
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){

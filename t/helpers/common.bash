@@ -2,7 +2,7 @@
 bats_require_minimum_version 1.5.0
 # test data, and a few checks used by every scenario file.
 load lab
-export PATH="$BATS_TEST_DIRNAME/../bin:$BATS_TEST_DIRNAME/helpers:$PATH"
+export PATH="${P2P_BIN:-$BATS_TEST_DIRNAME/../bin}:$BATS_TEST_DIRNAME/helpers:$PATH"
 export P2P_RVD=198.51.100.1:7070
 
 # make_data NAME MIB: a file of random bytes, made once per test file.
@@ -47,4 +47,14 @@ no_procs() {
 	local pids
 	pids=$(ip netns pids "$LAB$1" 2>/dev/null | xargs -r ps -o pid=,args= -p | grep -E "$2" || :)
 	[ -z "$pids" ] || { echo "left behind in $1: $pids"; return 1; }
+}
+
+# lab_down, then fail if any daemon's log shows a sanitizer report: a
+# daemon's memory error must fail the file even when every client was served.
+lab_down_checked() {
+	lab_down
+	if grep -l -E "AddressSanitizer|runtime error:|LeakSanitizer" "$BATS_FILE_TMPDIR"/*.log 2>/dev/null; then
+		grep -h -A5 -E "AddressSanitizer|runtime error:" "$BATS_FILE_TMPDIR"/*.log | head -40
+		return 1
+	fi
 }
