@@ -133,6 +133,27 @@ void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void logline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 long now_ms(void);
 
+/* rvproto.c: rvd's side of its protocol, as pure parsing. */
+#define RV_WORDS 40
+enum { RV_BAD, RV_LOGON, RV_LISTEN, RV_INVITE, RV_MSG, RV_RELAY, RV_PING,
+    RV_PONG, RV_QUIT };
+struct rvcmd {
+	int verb;
+	const char *why;	/* for RV_BAD */
+	char *name;		/* LOGON, LISTEN: ours; INVITE, RELAY: the peer's */
+	char *secret;		/* or NULL */
+	char *id;		/* INVITE, MSG: the session; RELAY: relay session */
+	char *token;
+	char **addrs;		/* INVITE: candidates */
+	int naddr;
+	char **words;		/* MSG: what follows the id */
+	int nwords;
+	char *relay;		/* RELAY: the relay's address */
+	char *w[RV_WORDS];
+};
+int rvcmd_parse(char *line, struct rvcmd *c);
+char *words_join(char **w, int n, char *buf, size_t size);
+
 /* rvclient.c: a client's connection to rvd. */
 struct rv {
 	int fd;
@@ -188,6 +209,9 @@ const char *proxy_env(const char **name);
 int proxy_parse(const char *url, struct proxy *px, char *why, size_t n);
 int no_proxy_match(const char *host, const char *list);
 int proxy_bypass(const char *hostport);
+int proxy_open(const struct proxy *px, int ms, char *why, size_t n);
+int proxy_tunnel(int fd, const struct proxy *px, const char *dest, int ms,
+    char *why, size_t n);
 int proxy_dial(const struct proxy *px, const char *dest, int ms, char *why,
     size_t n);
 int pct_decode(const char *s, size_t len, char *out, size_t on);

@@ -368,24 +368,23 @@ user_ok(const char *name, const char *secret)
 
 /* LOGON or LISTEN name [secret]. */
 static void
-do_logon(struct conn *c, char **w, int n, int listen)
+do_logon(struct conn *c, struct rvcmd *m)
 {
 	struct conn *old;
+	int listen = m->verb == RV_LISTEN;
 
 	if (c->state != ST_NEW)
 		return conn_refuse(c, "already logged on");
-	if (n < 2 || n > 3 || !name_valid(w[1]))
-		return conn_refuse(c, "bad name");
 	if (source_barred(c->src)) {
-		logline("refused %s %s: too many attempts", w[1], c->observed);
+		logline("refused %s %s: too many attempts", m->name, c->observed);
 		return conn_refuse(c, "too many attempts; try later");
 	}
-	if (!user_ok(w[1], n == 3 ? w[2] : NULL)) {
-		logline("refused %s %s: wrong secret", w[1], c->observed);
+	if (!user_ok(m->name, m->secret)) {
+		logline("refused %s %s: wrong secret", m->name, c->observed);
 		source_fail(c->src);
 		return conn_refuse(c, "wrong name or secret");
 	}
-	strlcpy(c->name, w[1], sizeof(c->name));
+	strlcpy(c->name, m->name, sizeof(c->name));
 	if (listen && (old = name_find(c->name)) != NULL) {
 		if (usersfile == NULL) {
 			logline("refused %s %s: name in use", c->name, c->observed);
@@ -409,41 +408,53 @@ do_logon(struct conn *c, char **w, int n, int listen)
 	conn_send(c, "WELCOME %s %s", c->observed, relay);
 }
 
-/* Whether each of w[0..n) is a numeric candidate address. */
-static int
-addrs_ok(char **w, int n)
+/*
+ * The inviter's candidates as passed on: as it gave them, plus the address
+ * we see it at with its listening port, so that it need not wait for our
+ * WELCOME before it invites.
+ */
+static void
+invite_addrs(struct conn *c, struct rvcmd *m, char *buf, size_t n)
 {
-	struct addr a;
+	struct addr a, first;
+	char pub[ADDR_STR];
 	int i;
 
-	for (i = 0; i < n; i++)
-		if (strlen(w[i]) >= ADDR_STR || addr_numeric(w[i], &a) == -1)
-			return 0;
-	return 1;
+	words_join(m->addrs, m->naddr, buf, n);
+	if (m->naddr == 0 || m->naddr >= TICKET_ADDRS ||
+	    addr_numeric(c->observed, &a) == -1 ||
+	    addr_numeric(m->addrs[0], &first) == -1)
+		return;
+	addr_setport((struct sockaddr *)&a.ss,
+	    addr_port((struct sockaddr *)&first.ss));
+	addr_fmt((struct sockaddr *)&a.ss, pub, sizeof(pub));
+	for (i = 0; i < m->naddr; i++)
+		if (strcmp(m->addrs[i], pub) == 0)
+			return;
+	strlcat(buf, " ", n);
+	strlcat(buf, pub, n);
 }
 
 /* INVITE peer id token addr...: record the session, pass it on. */
 static void
-do_invite(struct conn *c, char **w, int n, const char *rest)
+do_invite(struct conn *c, struct rvcmd *m)
 {
+	char addrs[LINE_MAX_ + 1];
 	struct conn *p;
 	struct sess *s;
 	unsigned h;
 
-	if (n < 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
-	    !hex_valid(w[3], ID_HEX) || !addrs_ok(w + 4, n - 4))
-		return conn_refuse(c, "bad INVITE");
-	if ((p = name_find(w[1])) == NULL) {
-		logline("invite %s -> %s: not logged on", c->name, w[1]);
-		return conn_send(c, "ERR %s not logged on: %s", w[2], w[1]);
+	if ((p = name_find(m->name)) == NULL) {
+		logline("invite %s -> %s: not logged on", c->name, m->name);
+		return conn_send(c, "ERR %s not logged on: %s", m->id, m->name);
 	}
-	if (sess_find(w[2]) != NULL)
-		return conn_send(c, "ERR %s session exists", w[2]);
+	if (sess_find(m->id) != NULL)
+		return conn_send(c, "ERR %s session exists", m->id);
 	if (c->nsess >= SESS_PER_CONN)
-		return conn_send(c, "ERR %s too many sessions", w[2]);
+		return conn_send(c, "ERR %s too many sessions", m->id);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		err(EX_SYSTEM, "calloc");
-	strlcpy(s->id, w[2], sizeof(s->id));
+	strlcpy(s->id, m->id, sizeof(s->id));
 	s->fd[0] = c->fd;
 	s->serial[0] = c->serial;
 	s->fd[1] = p->fd;
@@ -455,85 +466,74 @@ do_invite(struct conn *c, char **w, int n, const char *rest)
 	nsessions++;
 	c->nsess++;
 	logline("invite %s -> %s %s", c->name, p->name, s->id);
-	conn_send(p, "INVITE %s %s", c->name, rest);
+	invite_addrs(c, m, addrs, sizeof(addrs));
+	conn_send(p, "INVITE %s %s %s %s", c->name, s->id, m->token, addrs);
 	conn_send(c, "SENT %s", s->id);
 }
 
 /* MSG id word...: pass it to the other party of the session. */
 static void
-do_msg(struct conn *c, char **w, int n, const char *line)
+do_msg(struct conn *c, struct rvcmd *m)
 {
+	char words[LINE_MAX_ + 1];
 	struct sess *s;
 	struct conn *o;
 	int side;
 
-	if (n < 3 || !hex_valid(w[1], ID_HEX))
-		return conn_refuse(c, "bad MSG");
-	if ((s = sess_find(w[1])) == NULL)
-		return conn_send(c, "ERR %s no such session", w[1]);
+	if ((s = sess_find(m->id)) == NULL)
+		return conn_send(c, "ERR %s no such session", m->id);
 	if (sess_party(s, 0) == c)
 		side = 0;
 	else if (sess_party(s, 1) == c)
 		side = 1;
 	else
-		return conn_send(c, "ERR %s no such session", w[1]);
+		return conn_send(c, "ERR %s no such session", m->id);
 	if ((o = sess_party(s, !side)) == NULL)
-		return conn_send(c, "ERR %s peer gone", w[1]);
-	vlog("msg %s %s -> %s: %s", s->id, c->name, o->name, w[2]);
-	conn_send(o, "%s", line);
+		return conn_send(c, "ERR %s peer gone", m->id);
+	vlog("msg %s %s -> %s: %s", s->id, c->name, o->name, m->words[0]);
+	conn_send(o, "MSG %s %s", s->id, words_join(m->words, m->nwords, words,
+	    sizeof(words)));
 }
 
 /* RELAY peer sid relayaddr: ask the peer's listener to join a relay session. */
 static void
-do_relay(struct conn *c, char **w, int n)
+do_relay(struct conn *c, struct rvcmd *m)
 {
 	struct conn *p;
 
-	if (n != 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
-	    strlen(w[3]) >= ADDR_STR + 192)
-		return conn_refuse(c, "bad RELAY");
-	if ((p = name_find(w[1])) == NULL)
-		return conn_send(c, "ERR %s not logged on: %s", w[2], w[1]);
-	logline("relay %s -> %s via %s", c->name, p->name, w[3]);
-	conn_send(p, "RELAY %s %s %s", c->name, w[2], w[3]);
-	conn_send(c, "SENT %s", w[2]);
+	if ((p = name_find(m->name)) == NULL)
+		return conn_send(c, "ERR %s not logged on: %s", m->id, m->name);
+	logline("relay %s -> %s via %s", c->name, p->name, m->relay);
+	conn_send(p, "RELAY %s %s %s", c->name, m->id, m->relay);
+	conn_send(c, "SENT %s", m->id);
 }
 
 /* Act on one complete line from c. */
 static void
 conn_line(struct conn *c, char *line)
 {
-	char copy[LINE_MAX_ + 1], rest[LINE_MAX_ + 1], *w[40];
-	int n, i;
+	struct rvcmd m;
 
-	strlcpy(copy, line, sizeof(copy));
-	if ((n = line_words(line, w, 40)) <= 0)
-		return conn_refuse(c, n == 0 ? "empty line" : "too many words");
-	if (strcmp(w[0], "LOGON") == 0 || strcmp(w[0], "LISTEN") == 0)
-		return do_logon(c, w, n, w[0][1] == 'I');
-	if (strcmp(w[0], "PING") == 0)
+	if (rvcmd_parse(line, &m) == -1)
+		return conn_refuse(c, m.why);
+	switch (m.verb) {
+	case RV_LOGON:
+	case RV_LISTEN:
+		return do_logon(c, &m);
+	case RV_PING:
 		return conn_send(c, "PONG");
-	if (strcmp(w[0], "PONG") == 0)
+	case RV_PONG:
 		return;
-	if (strcmp(w[0], "QUIT") == 0)
+	case RV_QUIT:
 		return conn_close(c, "quit");
+	}
 	if (c->state == ST_NEW)
 		return conn_refuse(c, "log on first");
-	if (strcmp(w[0], "INVITE") == 0) {
-		/* What follows the peer's name is passed on as it came. */
-		rest[0] = '\0';
-		for (i = 2; i < n; i++) {
-			strlcat(rest, w[i], sizeof(rest));
-			if (i + 1 < n)
-				strlcat(rest, " ", sizeof(rest));
-		}
-		return do_invite(c, w, n, rest);
-	}
-	if (strcmp(w[0], "MSG") == 0)
-		return do_msg(c, w, n, copy);
-	if (strcmp(w[0], "RELAY") == 0)
-		return do_relay(c, w, n);
-	conn_refuse(c, "unknown command");
+	if (m.verb == RV_INVITE)
+		return do_invite(c, &m);
+	if (m.verb == RV_MSG)
+		return do_msg(c, &m);
+	do_relay(c, &m);
 }
 
 /* Read what c sent and act on each complete line. */
