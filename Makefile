@@ -13,7 +13,7 @@ LDFLAGS += $(XCFLAGS)
 CPPFLAGS += -Ilib
 LDLIBS   = -lbsd
 
-TOOLS   = rvd relayd rvinvite rvlisten dialdirect p2pcatch relaycat
+TOOLS   = rvd relayd rvinvite rvlisten dialdirect dialport dialproxy p2pcatch relaycat
 SCRIPTS = p2pdial p2plisten
 LIBOBJ  = $(patsubst %.c,$(O)/%.o,$(wildcard lib/*.c))
 LIB     = $(O)/lib/libp2p.a

@@ -48,6 +48,10 @@ addr_numeric(const char *s, struct addr *a)
 
 	if (addr_split(s, host, sizeof(host), port, sizeof(port)) == -1)
 		return -1;
+	/* Digits only, no sign, space or leading zero: one spelling per port. */
+	if (port[0] < '1' || port[0] > '9' || strspn(port, "0123456789") !=
+	    strlen(port))
+		return -1;
 	p = strtol(port, &e, 10);
 	if (*e != '\0' || p < 1 || p > 65535)
 		return -1;

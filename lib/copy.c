@@ -55,10 +55,23 @@ dir_drain(struct dir *d)
 {
 	ssize_t w;
 
-	if (d->p[0] != -1)
+	if (d->p[0] != -1) {
 		w = splice(d->p[0], NULL, d->to, NULL, d->held,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	else {
+		if (w == -1 && errno == EINVAL) {
+			/* A sink splice cannot write (a file in append mode):
+			 * move what the pipe holds into a buffer, then write. */
+			if ((d->buf = malloc(CHUNK)) == NULL)
+				err(EX_SYSTEM, "malloc");
+			w = read(d->p[0], d->buf, d->held);
+			close(d->p[0]);
+			close(d->p[1]);
+			d->p[0] = d->p[1] = -1;
+			d->off = 0;
+			d->held = w > 0 ? (size_t)w : 0;
+			return;
+		}
+	} else {
 		w = send(d->to, d->buf + d->off, d->held, MSG_NOSIGNAL);
 		if (w == -1 && errno == ENOTSOCK)
 			w = write(d->to, d->buf + d->off, d->held);

@@ -66,6 +66,19 @@ fail:
 	return -1;
 }
 
+/* The kernel's smoothed round trip on a TCP socket, in ms (at least 1), or 0. */
+int
+fd_rtt_ms(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1 ||
+	    ti.tcpi_rtt == 0)
+		return 0;
+	return ti.tcpi_rtt < 1000 ? 1 : (int)(ti.tcpi_rtt / 1000);
+}
+
 /* Resolve hostport and dial its addresses in turn within ms in all. */
 int
 dial_host(const char *hostport, int ms)

@@ -27,6 +27,33 @@ env_timeout_ms(int flag_s, int def_s)
 	return def_s * 1000;
 }
 
+/*
+ * How long to give a direct dial: the flag if given; else, when the round
+ * trip to rvd is known, a few of the peer's likely round trips (two of
+ * ours), but never more than $P2P_TIMEOUT or the default. A SYN that a NAT
+ * drops is never answered, so waiting longer than the path needs buys
+ * nothing but delay before the next rung.
+ */
+int
+dial_budget_ms(int flag_s, int rtt_ms)
+{
+	int cap = env_timeout_ms(flag_s, 3), b;
+
+	if (flag_s > 0 || rtt_ms <= 0)
+		return cap;
+	b = 3 * (2 * rtt_ms) + 300;
+	return b < cap ? b : cap;
+}
+
+/* The stagger between candidates (RFC 8305 says 250 ms; less on short paths). */
+int
+dial_stagger_ms(int rtt_ms)
+{
+	int s = rtt_ms > 0 ? 2 * rtt_ms + 20 : 250;
+
+	return s < 50 ? 50 : s > 250 ? 250 : s;
+}
+
 /* The value of an environment variable, or def when unset or empty. */
 const char *
 env_or(const char *name, const char *def)

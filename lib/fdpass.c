@@ -15,7 +15,7 @@ fd_send(int sock, int fd, const char *line)
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} cm;
-	char text[LINE_MAX_ + 1];
+	char text[LINE_MAX_ + 2];
 	struct iovec iov;
 	struct msghdr m;
 	struct cmsghdr *c;

@@ -56,6 +56,11 @@ line_read(int fd, char *buf, size_t n, int ms)
 			errno = EMSGSIZE;
 			return -1;
 		}
+		/* A CR is allowed only just before the newline. */
+		if (len > 0 && buf[len - 1] == '\r') {
+			errno = EPROTO;
+			return -1;
+		}
 		if ((c < ' ' || c > '~') && c != '\r') {
 			errno = EPROTO;
 			return -1;

@@ -52,6 +52,7 @@ int dial_host(const char *hostport, int ms);
 int listen_tcp(const char *addrport, int backlog);
 int fd_nonblock(int fd, int on);
 int fd_cloexec(int fd);
+int fd_rtt_ms(int fd);
 
 /* privs.c */
 void priv_drop(const char *user);
@@ -101,6 +102,7 @@ struct ticket {
 	int nport;
 	char *tried[TICKET_TRIED];
 	int ntried;
+	int rtt;		/* ms to rvd as the ticket's writer measured it */
 };
 int ticket_read(FILE *f, struct ticket *t, char *err, size_t errn);
 int ticket_write(FILE *f, const struct ticket *t);
@@ -127,6 +129,8 @@ void conn_setenv(int fd, const char *via, const char *peer);
 
 /* env.c */
 int env_timeout_ms(int flag_s, int def_s);
+int dial_budget_ms(int flag_s, int rtt_ms);
+int dial_stagger_ms(int rtt_ms);
 const char *env_or(const char *name, const char *def);
 extern int verbose;
 void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -164,7 +168,7 @@ struct rv {
 	char why[256];		/* rvd's reason when it refused us */
 };
 int rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
-    const char *name, const char *secret, int ms);
+    const char *name, const char *secret, const char *then, int ms);
 int rv_readline(struct rv *rv, char *line, size_t n, int ms);
 int rv_send(struct rv *rv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

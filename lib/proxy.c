@@ -667,9 +667,9 @@ http_connect(int fd, const struct proxy *px, const char *dest, long deadline,
 		}
 		if (bad || http_reply_parse(head, r, &code, reason,
 		    sizeof(reason)) == -1) {
-			snprintf(why, n, "proxy %s: bad reply: not an HTTP status "
-			    "line, or a head over %d bytes", px->hostport,
-			    PROXY_HEAD_MAX);
+			snprintf(why, n, "proxy %s: bad reply: %s", px->hostport,
+			    r >= PROXY_HEAD_MAX ? "head over 8 KiB" : bad ?
+			    "not HTTP" : "bad status line");
 			return PX_PROXY;
 		}
 		if (code >= 200)
@@ -806,7 +806,7 @@ socks5_connect(int fd, const struct proxy *px, const char *dest, long deadline,
 }
 
 /* Connect to the proxy itself within ms: the socket, or -1 with why. */
-static int
+int
 proxy_open(const struct proxy *px, int ms, char *why, size_t n)
 {
 	struct addr a[8];
@@ -829,10 +829,27 @@ proxy_open(const struct proxy *px, int ms, char *why, size_t n)
 }
 
 /*
- * Open a tunnel to dest ("host:port") through the proxy within ms: the
- * socket, or PX_DEST when this destination failed (another may pass) or
- * PX_PROXY when the proxy itself failed, with why naming both.
+ * Ask the proxy on fd for a tunnel to dest ("host:port") within ms: 0, or
+ * PX_DEST when this destination failed (another may pass) or PX_PROXY when
+ * the proxy itself failed, with why naming both. The caller closes fd.
  */
+int
+proxy_tunnel(int fd, const struct proxy *px, const char *dest, int ms,
+    char *why, size_t n)
+{
+	long deadline = now_ms() + ms;
+
+	if (!line_printable(dest) || strchr(dest, ' ') != NULL) {
+		snprintf(why, n, "bad destination");
+		return PX_DEST;
+	}
+	vlog("trying %s via proxy %s", dest, px->hostport);
+	if (px->scheme == PROXY_HTTP)
+		return http_connect(fd, px, dest, deadline, why, n);
+	return socks5_connect(fd, px, dest, deadline, why, n);
+}
+
+/* Open a tunnel to dest through the proxy within ms: the socket, or PX_DEST/PX_PROXY with why. */
 int
 proxy_dial(const struct proxy *px, const char *dest, int ms, char *why,
     size_t n)
@@ -840,18 +857,10 @@ proxy_dial(const struct proxy *px, const char *dest, int ms, char *why,
 	long deadline = now_ms() + ms;
 	int fd, r;
 
-	if (!line_printable(dest) || strchr(dest, ' ') != NULL) {
-		snprintf(why, n, "bad destination");
-		return PX_DEST;
-	}
-	vlog("trying %s via proxy %s", dest, px->hostport);
 	if ((fd = proxy_open(px, ms, why, n)) == -1)
 		return PX_PROXY;
-	if (px->scheme == PROXY_HTTP)
-		r = http_connect(fd, px, dest, deadline, why, n);
-	else
-		r = socks5_connect(fd, px, dest, deadline, why, n);
-	if (r != 0) {
+	if ((r = proxy_tunnel(fd, px, dest, (int)(deadline - now_ms()), why,
+	    n)) != 0) {
 		close(fd);
 		return r;
 	}

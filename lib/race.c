@@ -15,7 +15,7 @@ enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_DONE };
 
 struct cand {
 	int fd, state;
-	char in[8];		/* the listener's answer, a byte at a time */
+	char in[64];		/* the listener's answer, a byte at a time */
 	size_t inlen;
 	const char *why;
 };
@@ -92,7 +92,8 @@ cand_step(struct cand *c, const struct race_hs *hs)
 				c->inlen--;
 			if (c->inlen == 2 && memcmp(c->in, "OK", 2) == 0)
 				return 1;
-			cand_fail(c, "refused our token");
+			cand_fail(c, c->inlen >= 3 && memcmp(c->in, "ERR", 3) == 0 ?
+			    "refused our token" : "not a p2pdial peer");
 			return 0;
 		}
 		if (c->inlen >= sizeof(c->in) - 1) {

@@ -7,13 +7,14 @@
 #include "p2p.h"
 
 /*
- * Dial rvd at rvaddr and log on with verb (LOGON or LISTEN); fills in what
+ * Dial rvd at rvaddr and log on with verb (LOGON or LISTEN), sending the
+ * line then (if not NULL) right behind the log-on; fills in what
  * rvd observed of us and the relay it names. -1 on failure, with errno
  * EACCES and rvd's reason in rv->why when rvd refused us.
  */
 int
 rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
-    const char *name, const char *secret, int ms)
+    const char *name, const char *secret, const char *then, int ms)
 {
 	char line[LINE_MAX_ + 1], *w[4];
 	int n;
@@ -24,6 +25,9 @@ rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
 		return -1;
 	if (rv_send(rv, "%s %s%s%s", verb, name, secret ? " " : "",
 	    secret ? secret : "") == -1)
+		goto fail;
+	/* A first request may go with the log-on: one round trip saved. */
+	if (then != NULL && rv_send(rv, "%s", then) == -1)
 		goto fail;
 	if ((n = rv_readline(rv, line, sizeof(line), ms)) <= 0)
 		goto fail;

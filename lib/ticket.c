@@ -62,6 +62,11 @@ ticket_line(struct ticket *t, char *line, char *err, size_t errn)
 			return bad(err, errn, "bad port", v);
 		if (t->nport < TICKET_PORTS)
 			t->port[t->nport++] = (int)p;
+	} else if (strcmp(line, "rtt") == 0) {
+		p = strtol(v, &e, 10);
+		if (*e != '\0' || p < 0 || p > 600000)
+			return bad(err, errn, "bad rtt", v);
+		t->rtt = (int)p;
 	} else if (strcmp(line, "tried") == 0) {
 		if (t->ntried < TICKET_TRIED)
 			t->tried[t->ntried++] = strdup(v);
@@ -132,6 +137,8 @@ ticket_write(FILE *f, const struct ticket *t)
 		fprintf(f, "addr %s\n", t->addr[i]);
 	for (i = 0; i < t->nport; i++)
 		fprintf(f, "port %d\n", t->port[i]);
+	if (t->rtt > 0)
+		fprintf(f, "rtt %d\n", t->rtt);
 	for (i = 0; i < t->ntried; i++)
 		fprintf(f, "tried %s\n", t->tried[i]);
 	fputc('\n', f);

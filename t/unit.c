@@ -73,6 +73,7 @@ cmd_ticket(void)
 	r = ticket_read(stdin, &t, emsg, sizeof(emsg));
 	if (r == -1) {
 		printf("error: %s\n", emsg);
+		ticket_free(&t);
 		return EX_USAGE_;
 	}
 	if (r == 0) {
@@ -204,6 +205,8 @@ cmd_line(int argc, char **argv)
 	if (k > 0)
 		show(rest, k);
 	printf("\n");
+	free(in);
+	free(buf);
 	return rc;
 }
 
@@ -237,6 +240,7 @@ cmd_linebuf(int argc, char **argv)
 		r = linebuf_fill(&lb, sp[0]);
 		if (r == -1 && errno != EAGAIN) {
 			printf("fill error %s\n", errname(errno));
+			free(in);
 			return 1;
 		}
 		while ((n = linebuf_next(&lb, line, sizeof(line))) >= 0) {
@@ -246,10 +250,12 @@ cmd_linebuf(int argc, char **argv)
 		}
 		if (n == -2) {
 			printf("bad (held %zu)\n", lb.len);
+			free(in);
 			return 1;
 		}
 		if (r == 0) {
 			printf("eof (held %zu)\n", lb.len);
+			free(in);
 			return 0;
 		}
 	}

@@ -65,8 +65,11 @@ main(int argc, char *argv[])
 		return EX_CONNECTED;
 	if (r == -1)
 		errx(EX_USAGE_, "%s", emsg);
+	ms = dial_budget_ms(tsec, t.rtt);
+	vlog("dialling %d candidates within %d ms", t.naddr, ms);
 	fd = dial_race(t.addr, t.naddr, t.id[0] ? &(struct race_hs){ t.id,
-	    t.token } : NULL, ms, 250, why, sizeof(why), won, sizeof(won));
+	    t.token } : NULL, ms, dial_stagger_ms(t.rtt), why, sizeof(why), won,
+	    sizeof(won));
 	if (fd != -1) {
 		vlog("connected to %s at %s", t.peer[0] ? t.peer : "peer", won);
 		return deliver(fd, &(struct conninfo){ "out", t.peer }, argv,

@@ -72,6 +72,15 @@ destinations(const struct ticket *t, char out[][ADDR_STR], int max)
 	return n;
 }
 
+/* The ms left until deadline, at least 1. */
+static int
+left_ms(long deadline)
+{
+	long left = deadline - now_ms();
+
+	return left < 1 ? 1 : (int)left;
+}
+
 /* The token handshake through the tunnel, by the deadline: 0, or -1 with why. */
 static int
 handshake(int fd, const struct ticket *t, long deadline, char *why, size_t n)
@@ -81,9 +90,9 @@ handshake(int fd, const struct ticket *t, long deadline, char *why, size_t n)
 
 	if (t->id[0] == '\0')
 		return 0;
-	if (line_write(fd, (int)(deadline - now_ms()), "P2P %s %s", t->id,
-	    t->token) == -1 ||
-	    (r = line_read(fd, line, sizeof(line), (int)(deadline - now_ms()))) < 0) {
+	/* At least 1 ms: a negative wait would make poll wait for ever. */
+	if (line_write(fd, left_ms(deadline), "P2P %s %s", t->id, t->token) == -1 ||
+	    (r = line_read(fd, line, sizeof(line), left_ms(deadline))) < 0) {
 		snprintf(why, n, "%s in the handshake", errno == ETIMEDOUT ?
 		    "timeout" : strerror(errno));
 		return -1;
@@ -109,8 +118,10 @@ note(char *all, size_t n, const char *text)
 }
 
 /*
- * Try each destination through the proxy in turn, within ms in all, each
- * given a fair share of what is left: the handshaken socket, or -1 with why.
+ * Try each destination through the proxy in turn, within ms in all: the
+ * proxy's own connection may take all the time left, each destination a
+ * fair share of it, so that one that hangs cannot starve the rest. The
+ * handshaken socket, or -1 with why.
  */
 static int
 dial_ticket(const struct ticket *t, const struct proxy *px, int ms, char *why,
@@ -118,7 +129,7 @@ dial_ticket(const struct ticket *t, const struct proxy *px, int ms, char *why,
 {
 	char dest[MAXCAND][ADDR_STR], one[LINE_MAX_ / 2], msg[LINE_MAX_];
 	long deadline = now_ms() + ms, left, share, end;
-	int nd = destinations(t, dest, MAXCAND), i, fd, tried = 0;
+	int nd = destinations(t, dest, MAXCAND), i, fd, r, tried = 0;
 
 	why[0] = '\0';
 	for (i = 0; i < nd; i++) {
@@ -126,36 +137,41 @@ dial_ticket(const struct ticket *t, const struct proxy *px, int ms, char *why,
 			vlog("not proxying %s: it is in no_proxy", dest[i]);
 			continue;
 		}
-		if ((left = deadline - now_ms()) <= 0) {
-			snprintf(msg, sizeof(msg), "%s and %d more not tried: "
-			    "timeout", dest[i], nd - i - 1);
-			note(why, whyn, msg);
+		tried++;
+		if ((left = deadline - now_ms()) <= 0 ||
+		    (fd = proxy_open(px, (int)left, one, sizeof(one))) == -1) {
+			if (left <= 0)
+				snprintf(one, sizeof(one), "%s and %d more not tried: "
+				    "timeout", dest[i], nd - i - 1);
+			else
+				warnx("%s", one);	/* the proxy is down or wrong */
+			note(why, whyn, one);
 			break;
 		}
+		left = deadline - now_ms();
 		share = left / (nd - i) < MIN_TRY_MS ? MIN_TRY_MS : left / (nd - i);
 		end = now_ms() + (share < left ? share : left);
-		tried++;
-		fd = proxy_dial(px, dest[i], (int)(end - now_ms()), one, sizeof(one));
-		if (fd >= 0 && handshake(fd, t, end, one, sizeof(one)) == 0)
+		r = proxy_tunnel(fd, px, dest[i], (int)(end - now_ms()), one,
+		    sizeof(one));
+		if (r == 0 && handshake(fd, t, end, one, sizeof(one)) == 0)
 			return fd;
-		if (fd >= 0) {
-			close(fd);
+		close(fd);
+		if (r == 0) {
 			snprintf(msg, sizeof(msg), "%s via proxy %s: %s", dest[i],
 			    px->hostport, one);
 			vlog("%s", msg);
 			note(why, whyn, msg);
 			continue;
 		}
-		if (fd == PX_DEST)
-			vlog("%s", one);
 		note(why, whyn, one);
-		if (fd == PX_PROXY) {
+		if (r == PX_PROXY) {
 			/* The proxy itself failed: every other destination would too. */
 			warnx("%s", one);
 			break;
 		}
+		vlog("%s", one);
 	}
-	if (!tried && why[0] == '\0')
+	if (!tried)
 		snprintf(why, whyn, nd ? "every candidate is in no_proxy" :
 		    "no candidates");
 	return -1;

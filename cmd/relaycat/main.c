@@ -65,13 +65,13 @@ relay_join(const char *sid, const char *hostport, int ms, char *why, size_t n)
 static int
 relay_open(struct ticket *t, const char *relay, int ms, char *why, size_t n)
 {
-	char line[LINE_MAX_ + 1], *w[4], sid[ID_HEX + 1];
+	char line[LINE_MAX_ + 1], *w[RV_WORDS], sid[ID_HEX + 1];
 	const char *name, *secret = getenv("P2P_SECRET");
 	struct rv rv;
 	int fd, r;
 
 	name = env_or("P2P_NAME", env_or("USER", "anonymous"));
-	if (rv_logon(&rv, t->rv, "LOGON", name, secret, ms) == -1) {
+	if (rv_logon(&rv, t->rv, "LOGON", name, secret, NULL, ms) == -1) {
 		snprintf(why, n, "unable to log on to rvd %s: %s", t->rv,
 		    errno == EACCES ? rv.why : strerror(errno));
 		return -1;
@@ -89,7 +89,7 @@ relay_open(struct ticket *t, const char *relay, int ms, char *why, size_t n)
 	}
 	if (line_write(fd, ms, "NEW") == -1 ||
 	    (r = line_read(fd, line, sizeof(line), ms)) <= 0 ||
-	    line_words(line, w, 4) != 2 || strcmp(w[0], "SESSION") != 0 ||
+	    line_words(line, w, RV_WORDS) != 2 || strcmp(w[0], "SESSION") != 0 ||
 	    !hex_valid(w[1], ID_HEX)) {
 		snprintf(why, n, "relay %s did not open a session", relay);
 		goto failfd;
@@ -99,7 +99,7 @@ relay_open(struct ticket *t, const char *relay, int ms, char *why, size_t n)
 	if (rv_send(&rv, "RELAY %s %s %s", t->peer, sid, relay) == -1)
 		goto lost;
 	while ((r = rv_readline(&rv, line, sizeof(line), ms)) > 0) {
-		if (line_words(line, w, 4) < 2 || strcmp(w[1], sid) != 0)
+		if (line_words(line, w, RV_WORDS) < 2 || strcmp(w[1], sid) != 0)
 			continue;
 		if (strcmp(w[0], "SENT") == 0)
 			break;

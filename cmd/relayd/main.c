@@ -721,17 +721,13 @@ htab_init(void)
 	hmask = n - 1;
 }
 
-/* Become user, once the port is bound. */
+/* Become pw's user, once the port is bound. */
 static void
-drop_privs(const char *user)
+drop_privs(const struct passwd *pw)
 {
-	struct passwd *pw;
-
-	if ((pw = getpwnam(user)) == NULL)
-		errx(EX_USAGE_, "unknown user: %s", user);
 	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
 	    setuid(pw->pw_uid) == -1)
-		err(EX_SYSTEM, "unable to become %s", user);
+		err(EX_SYSTEM, "unable to become %s", pw->pw_name);
 }
 
 /* Open the listener, epoll and the SIGTERM fd. */
@@ -776,7 +772,8 @@ num(const char *s, long long lo, long long hi)
 int
 main(int argc, char *argv[])
 {
-	const char *user = NULL;
+	struct passwd *pw = NULL;
+	char host[256], port[32];
 	int c, readyfd = -1;
 
 	while ((c = getopt(argc, argv, "vd:n:e:U:")) != -1) {
@@ -785,19 +782,25 @@ main(int argc, char *argv[])
 		case 'd': readyfd = (int)num(optarg, 0, 1 << 20); break;
 		case 'n': maxsess = (int)num(optarg, 1, 1000000); break;
 		case 'e': expire_ms = num(optarg, 1, 86400) * 1000; break;
-		case 'U': user = optarg; break;
+		case 'U':
+			if ((pw = getpwnam(optarg)) == NULL)
+				errx(EX_USAGE_, "unknown user: %s", optarg);
+			break;
 		default: usage();
 		}
 	}
 	if (argc - optind != 1)
+		usage();
+	if (addr_split(argv[optind], host, sizeof(host), port, sizeof(port)) == -1
+	    && strspn(argv[optind], "0123456789") != strlen(argv[optind]))
 		usage();
 	if (readyfd != -1 && fcntl(readyfd, F_GETFD) == -1)
 		err(EX_USAGE_, "-d %d", readyfd);
 	fit_fd_limit();
 	htab_init();
 	setup(argv[optind]);
-	if (user != NULL)
-		drop_privs(user);
+	if (pw != NULL)
+		drop_privs(pw);
 	if (readyfd != -1) {
 		if (write(readyfd, "\n", 1) != 1)
 			err(EX_SYSTEM, "readiness fd %d", readyfd);

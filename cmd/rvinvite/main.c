@@ -2,7 +2,9 @@
  * rvinvite: the inviter. Logs on to rvd, listens, and invites PEER with our
  * candidates. If PEER dials in with the token (rung "in"), the connection
  * is delivered; if PEER reports failure, or the timer runs out, a ticket
- * with PEER's candidates goes to stdout for the next rung.
+ * with PEER's candidates goes to stdout for the next rung. With -e (under
+ * a ladder that catches on $P2PFD) the ticket goes as soon as PEER's
+ * candidates arrive, so that our dial races PEER's.
  */
 #include <sys/socket.h>
 #include <errno.h>
@@ -16,7 +18,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rvinvite [-v] [-t SECONDS] [-r RVD] [-n NAME] "
+	fprintf(stderr, "usage: rvinvite [-ev] [-t SECONDS] [-r RVD] [-n NAME] "
 	    "PEER [PROG...]\n");
 	exit(EX_USAGE_);
 }
@@ -38,25 +40,59 @@ take_cands(struct ticket *t, char **w, int n)
 	}
 }
 
-/* Accept one dialer and check its token: the connection, or -1. */
+/*
+ * Accept one dialer and check its token: the connection, or -1. The peer
+ * decides which connection of a session is the one (its dial may cross
+ * ours): our "OK" only offers this one, and its "GO" takes it.
+ */
 static int
-take_dialer(int lfd, const struct ticket *t)
+take_dialer(int lfd, const struct ticket *t, int ms)
 {
-	char id[ID_HEX + 1], token[ID_HEX + 1], from[ADDR_STR];
+	char id[ID_HEX + 1], token[ID_HEX + 1], from[ADDR_STR], go[8];
 	int fd;
 
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1)
 		return -1;
 	fd_peername(fd, from, sizeof(from));
-	if (hs_read(fd, id, token, 2000) == -1 ||
+	if (hs_read(fd, id, token, ms) == -1 ||
 	    hs_answer(fd, token, strcmp(id, t->id) == 0 ? t->token : NULL) == -1) {
 		warnx("refused a dialer from %s: %s", from,
 		    errno == EACCES ? "wrong session or token" : strerror(errno));
 		close(fd);
 		return -1;
 	}
+	if (line_read(fd, go, sizeof(go), ms) <= 0 || strcmp(go, "GO") != 0) {
+		vlog("%s took another connection", t->peer);
+		close(fd);
+		return -1;
+	}
 	vlog("connected: %s dialled in from %s", t->peer, from);
 	return fd;
+}
+
+/* Listen on a fresh port; its number goes to *port. */
+static int
+listen_fresh(int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd;
+
+	if ((fd = listen_tcp("0", 16)) == -1)
+		err(EX_SYSTEM, "unable to listen");
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*port = addr_port((struct sockaddr *)&ss);
+	return fd;
+}
+
+/* Pass the ticket on with why as its "tried" line. */
+static void
+pass_on(struct ticket *t, const char *why)
+{
+	ticket_tried(t, "rvinvite %s", why);
+	if (ticket_write(stdout, t) == -1)
+		err(EX_SYSTEM, "write ticket");
+	fclose(stdout);
 }
 
 int
@@ -69,13 +105,17 @@ main(int argc, char *argv[])
 	char invite[LINE_MAX_ + 1], msg[LINE_MAX_ + 1];
 	const char *rvaddr, *name, *secret, *e, *why = "timeout";
 	long deadline;
-	int ch, tsec = 0, lfd, ncand, i, n, fd = -1, dialms;
+	int ch, tsec = 0, early = 0, passed = 0, lfd, port, ncand, i, n;
+	int fd = -1, ms;
 
 	rvaddr = getenv("P2P_RVD");
 	name = env_or("P2P_NAME", env_or("USER", "anonymous"));
 	secret = getenv("P2P_SECRET");
-	while ((ch = getopt(argc, argv, "+n:r:t:v")) != -1) {
+	while ((ch = getopt(argc, argv, "+en:r:t:v")) != -1) {
 		switch (ch) {
+		case 'e':
+			early = 1;
+			break;
 		case 'n':
 			name = optarg;
 			break;
@@ -104,40 +144,42 @@ main(int argc, char *argv[])
 		errx(EX_USAGE_, "bad name: %s", name);
 	if (rvaddr == NULL)
 		errx(EX_USAGE_, "no rendezvous address: set P2P_RVD or use -r");
-	/* The peer gets the dial timeout to try us; we wait that and a margin. */
-	dialms = env_timeout_ms(0, 3);
-	deadline = now_ms() + (tsec ? tsec * 1000 : 2 * dialms + 1000);
+	/* Racing needs a catcher on $P2PFD: on stdio two winners would mix. */
+	if (getenv("P2PFD") == NULL)
+		early = 0;
 
 	memset(&t, 0, sizeof(t));
 	strlcpy(t.peer, argv[0], sizeof(t.peer));
 	strlcpy(t.rv, rvaddr, sizeof(t.rv));
 	hex_random(t.id, 16);
 	hex_random(t.token, 16);
-	if (rv_logon(&rv, rvaddr, "LOGON", name, secret, dialms) == -1) {
-		if (errno == EACCES)
-			errx(EX_NOTCONN, "%s refused us as %s: %s", rvaddr, name,
-			    rv.why);
-		err(EX_NOTCONN, "unable to reach rvd at %s", rvaddr);
-	}
-	strlcpy(t.relay, rv.relay, sizeof(t.relay));
-	if ((lfd = listen_tcp("0", 16)) == -1)
-		err(EX_SYSTEM, "unable to listen");
-	{
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-
-		getsockname(lfd, (struct sockaddr *)&ss, &sl);
-		ncand = addr_candidates(addr_port((struct sockaddr *)&ss),
-		    rv.observed, cand, TICKET_ADDRS);
-	}
+	lfd = listen_fresh(&port);
+	/* Our own addresses; rvd adds the one it sees us at. */
+	ncand = addr_locals(port, cand, TICKET_ADDRS - 1);
 	snprintf(invite, sizeof(invite), "INVITE %s %s %s", t.peer, t.id, t.token);
 	for (i = 0; i < ncand; i++) {
 		strlcat(invite, " ", sizeof(invite));
 		strlcat(invite, cand[i], sizeof(invite));
 	}
-	vlog("inviting %s at %s with %d candidates", t.peer, rvaddr, ncand);
-	if (rv_send(&rv, "%s", invite) == -1)
-		err(EX_NOTCONN, "lost rvd at %s", rvaddr);
+	ms = env_timeout_ms(0, 3);
+	if (rv_logon(&rv, rvaddr, "LOGON", name, secret, invite, ms) == -1) {
+		/* The ticket still goes on: a later rung may fare better. */
+		int refused = errno == EACCES;
+
+		if (refused)
+			warnx("%s refused us as %s: %s", rvaddr, name, rv.why);
+		else
+			warn("unable to reach rvd at %s", rvaddr);
+		pass_on(&t, refused ? "refused by rvd" : "rvd unreachable");
+		return EX_NOTCONN;
+	}
+	strlcpy(t.relay, rv.relay, sizeof(t.relay));
+	t.rtt = fd_rtt_ms(rv.fd);
+	/* The peer dials us for its budget; its answers take a round trip. */
+	ms = dial_budget_ms(0, t.rtt);
+	deadline = now_ms() + (tsec ? tsec * 1000 : ms + 4 * t.rtt + 1000);
+	vlog("invited %s at %s with %d candidates (rtt %d ms)", t.peer, rvaddr,
+	    ncand + 1, t.rtt);
 
 	while (fd == -1) {
 		long left = deadline - now_ms();
@@ -150,8 +192,8 @@ main(int argc, char *argv[])
 		p[1].events = POLLIN;
 		if (rv.lb.len == 0 && poll(p, 2, (int)left) <= 0)
 			continue;
-		if (p[1].revents & POLLIN) {
-			fd = take_dialer(lfd, &t);
+		if (rv.lb.len == 0 && (p[1].revents & POLLIN)) {
+			fd = take_dialer(lfd, &t, ms);
 			continue;
 		}
 		if ((n = rv_readline(&rv, line, sizeof(line), 0)) == 0) {
@@ -173,25 +215,28 @@ main(int argc, char *argv[])
 			why = "peer not logged on";
 			break;
 		}
-		if (strcmp(w[0], "MSG") == 0 && n >= 3 && strcmp(w[2], "CAND") == 0)
+		if (strcmp(w[0], "MSG") != 0 || n < 3)
+			continue;
+		if (strcmp(w[2], "CAND") == 0) {
 			take_cands(&t, w + 3, n - 3);
-		else if (strcmp(w[0], "MSG") == 0 && n >= 3 &&
-		    strcmp(w[2], "FAIL") == 0) {
+			if (early && !passed) {
+				vlog("racing %s: passing its candidates on", t.peer);
+				pass_on(&t, "racing the peer's dial");
+				passed = 1;
+			}
+		} else if (strcmp(w[2], "FAIL") == 0) {
 			why = "peer could not dial us";
 			break;
 		}
 	}
+	close(lfd);
 	if (fd != -1) {
-		rv_send(&rv, "MSG %s DONE", t.id);
 		close(rv.fd);
-		close(lfd);
 		return deliver(fd, &(struct conninfo){ "in", t.peer }, argv + 1,
 		    SIDE_DIAL);
 	}
-	close(lfd);
 	vlog("no dial in from %s: %s", t.peer, why);
-	ticket_tried(&t, "rvinvite %s", why);
-	if (ticket_write(stdout, &t) == -1)
-		err(EX_SYSTEM, "write ticket");
+	if (!passed)
+		pass_on(&t, why);
 	return EX_NOTCONN;
 }

@@ -165,6 +165,7 @@ on_invite(char **w, int n)
 	strlcpy(t.relay, rv.relay, sizeof(t.relay));
 	strlcpy(t.id, s->id, sizeof(t.id));
 	strlcpy(t.token, s->token, sizeof(t.token));
+	t.rtt = fd_rtt_ms(rv.fd);
 	for (i = 4; i < n; i++)
 		ticket_addaddr(&t, w[i]);
 	if ((f = open_memstream(&ticket, &tl)) == NULL ||
@@ -214,7 +215,7 @@ rv_connect(void)
 {
 	if (now_ms() < rv_retry)
 		return;
-	if (rv_logon(&rv, rvaddr, "LISTEN", name, secret, 5000) == -1) {
+	if (rv_logon(&rv, rvaddr, "LISTEN", name, secret, NULL, 5000) == -1) {
 		/* A wrong secret stays wrong: retrying would only hammer rvd. */
 		if (errno == EACCES && strstr(rv.why, "secret") != NULL)
 			errx(EX_NOTCONN, "rvd at %s refused %s: %s", rvaddr, name,
@@ -294,6 +295,14 @@ ladder_input(struct sess *s)
 	}
 	ladder_end(s);
 	if (s->done || line_words(line, w, 4) != 3) {
+		close(fd);
+		return;
+	}
+	/*
+	 * We decide which connection of a session is the one: the inviter's
+	 * dial to us is taken by our "OK", ours to it by our "GO".
+	 */
+	if (s->token[0] != '\0' && line_write(fd, 1000, "GO") == -1) {
 		close(fd);
 		return;
 	}
