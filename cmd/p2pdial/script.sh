@@ -18,5 +18,5 @@ shift $((OPTIND - 1))
 [ $# -ge 1 ] || usage
 peer=$1
 shift
-ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect $v | relaycat $v"}
+ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect $v | dialport $v | dialproxy $v | relaycat $v"}
 exec p2pcatch -n p2pdial $F $v -P "$peer" "$ladder" "$@"

@@ -1,0 +1,103 @@
+/*
+ * What the libFuzzer harnesses share. Each harness is one .c file that
+ * includes this, built by t/fuzz/run with the lib/ sources and
+ * -fsanitize=fuzzer,address,undefined.
+ */
+#ifndef FUZZ_H
+#define FUZZ_H
+
+#include <sys/socket.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+/* Stop on a broken invariant: abort(), which libFuzzer reports as a crash. */
+#define CHECK(cond) do { if (!(cond)) { \
+	fprintf(fuzz_err, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+	    #cond); abort(); } } while (0)
+
+/* The real stderr, for our own reports; stderr goes to /dev/null. */
+static FILE *fuzz_err;
+
+/*
+ * Daemons log one line per event on stderr (through warnx); millions of
+ * runs would drown the fuzzer's own output. Sanitizer and libFuzzer reports
+ * use their own descriptors and streams, so they still show.
+ */
+static void
+fuzz_quiet(void)
+{
+	FILE *null;
+
+	if (fuzz_err != NULL)
+		return;
+	fuzz_err = fdopen(dup(2), "w");
+	setvbuf(fuzz_err, NULL, _IONBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("FUZZ_VERBOSE") == NULL &&
+	    (null = fopen("/dev/null", "w")) != NULL)
+		stderr = null;
+}
+
+/*
+ * A connected AF_UNIX stream pair with data[0..n) already sent into it and
+ * the sending side shut for writing, so a reader sees the bytes and then
+ * end of file. Returns the reading end; *other gets the sending end (still
+ * readable: what the code under test answers arrives there).
+ */
+static int
+fuzz_feed(const uint8_t *data, size_t n, int *other)
+{
+	int sv[2];
+	size_t off = 0;
+	ssize_t w;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		perror("socketpair");
+		abort();
+	}
+	while (off < n) {
+		if ((w = write(sv[1], data + off, n - off)) <= 0) {
+			perror("write into socketpair");
+			abort();
+		}
+		off += w;
+	}
+	shutdown(sv[1], SHUT_WR);
+	*other = sv[1];
+	return sv[0];
+}
+
+/* Read what is left on fd (non-blocking) into buf; its length. */
+static size_t
+fuzz_drain(int fd, char *buf, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n && (r = recv(fd, buf + got, n - got, MSG_DONTWAIT)) > 0)
+		got += r;
+	return got;
+}
+
+/* A copy of data[0..n) as a C string, in a block of exactly n + 1 bytes,
+ * so that ASan sees a read past its end. */
+static char *
+fuzz_strndup(const uint8_t *data, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s == NULL)
+		abort();
+	memcpy(s, data, n);
+	s[n] = '\0';
+	return s;
+}
+
+#endif
