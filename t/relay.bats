@@ -36,9 +36,14 @@ teardown_file() {
 	took=$(( ($(date +%s%N) - start) / 1000000 ))
 	cat "$errf"
 	# Order: the invitation, the direct dial, then the relay.
-	pat="rvinvite: racing|dialdirect: unable|dialport: unable|dialproxy: unable|relaycat: relay session|connected via relay"
-	[ "$(grep -c -E "$pat" "$errf")" -eq 6 ]
-	grep -n -E "$pat" "$errf" | cut -d: -f1 | sort -c -n
+	# Each rung's line comes after the line of the rung before it.
+	prev=0
+	for pat in "rvinvite: racing" "dialdirect: unable" "dialport: unable" \
+		"dialproxy: unable" "relaycat: relay session" "p2pdial: connected via relay"; do
+		n=$(grep -n -m1 "$pat" "$errf" | cut -d: -f1)
+		[ -n "$n" ] && [ "$n" -gt "$prev" ] || { echo "out of order: $pat"; false; }
+		prev=$n
+	done
 	# Each direct rung within its budget (at most 2 s each), the relay a few round trips.
 	echo "took $took ms"
 	[ "$took" -le 8000 ]
