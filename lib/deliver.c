@@ -82,6 +82,7 @@ deliver(int fd, const struct conninfo *ci, char **prog, int side)
 		close(fd);
 		return EX_CONNECTED;
 	}
+	fd_keepalive(fd);
 	conn_setenv(fd, ci->via, ci->peer);
 	if (prog != NULL && prog[0] != NULL) {
 		if (side == SIDE_DIAL)

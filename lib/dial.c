@@ -79,6 +79,21 @@ fd_rtt_ms(int fd)
 	return ti.tcpi_rtt < 1000 ? 1 : (int)(ti.tcpi_rtt / 1000);
 }
 
+/*
+ * Turn on TCP keepalives that notice a dead path in about two minutes, and
+ * keep NAT mappings fresh on a connection that is idle for long.
+ */
+void
+fd_keepalive(int fd)
+{
+	int on = 1, idle = 60, intvl = 10, cnt = 6;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 /* Resolve hostport and dial its addresses in turn within ms in all. */
 int
 dial_host(const char *hostport, int ms)

@@ -53,6 +53,7 @@ int listen_tcp(const char *addrport, int backlog);
 int fd_nonblock(int fd, int on);
 int fd_cloexec(int fd);
 int fd_rtt_ms(int fd);
+void fd_keepalive(int fd);
 
 /* privs.c */
 void priv_drop(const char *user);
