@@ -118,18 +118,45 @@ note(char *all, size_t n, const char *text)
 }
 
 /*
+ * Try dest within its fair share of the time left (rest destinations, this
+ * one included, share it), so that one that hangs cannot starve the rest;
+ * connecting to the proxy itself may take all the time left. The
+ * handshaken socket, or PX_DEST or PX_PROXY with why.
+ */
+static int
+try_dest(const struct ticket *t, const struct proxy *px, const char *dest,
+    long deadline, int rest, char *why, size_t n)
+{
+	char one[LINE_MAX_ / 2];
+	long left = deadline - now_ms(), share, end;
+	int fd, r;
+
+	if ((fd = proxy_open(px, (int)left, why, n)) == -1)
+		return PX_PROXY;
+	left = deadline - now_ms();
+	share = left / rest < MIN_TRY_MS ? MIN_TRY_MS : left / rest;
+	end = now_ms() + (share < left ? share : left);
+	if ((r = proxy_tunnel(fd, px, dest, left_ms(end), why, n)) == 0) {
+		if (handshake(fd, t, end, one, sizeof(one)) == 0)
+			return fd;
+		snprintf(why, n, "%s via proxy %s: %s", dest, px->hostport, one);
+		r = PX_DEST;
+	}
+	close(fd);
+	return r;
+}
+
+/*
  * Try each destination through the proxy in turn, within ms in all: the
- * proxy's own connection may take all the time left, each destination a
- * fair share of it, so that one that hangs cannot starve the rest. The
- * handshaken socket, or -1 with why.
+ * handshaken socket, or -1 with why listing what became of each.
  */
 static int
 dial_ticket(const struct ticket *t, const struct proxy *px, int ms, char *why,
     size_t whyn)
 {
-	char dest[MAXCAND][ADDR_STR], one[LINE_MAX_ / 2], msg[LINE_MAX_];
-	long deadline = now_ms() + ms, left, share, end;
-	int nd = destinations(t, dest, MAXCAND), i, fd, r, tried = 0;
+	char dest[MAXCAND][ADDR_STR], one[LINE_MAX_ / 2];
+	long deadline = now_ms() + ms;
+	int nd = destinations(t, dest, MAXCAND), i, fd, tried = 0;
 
 	why[0] = '\0';
 	for (i = 0; i < nd; i++) {
@@ -138,34 +165,18 @@ dial_ticket(const struct ticket *t, const struct proxy *px, int ms, char *why,
 			continue;
 		}
 		tried++;
-		if ((left = deadline - now_ms()) <= 0 ||
-		    (fd = proxy_open(px, (int)left, one, sizeof(one))) == -1) {
-			if (left <= 0)
-				snprintf(one, sizeof(one), "%s and %d more not tried: "
-				    "timeout", dest[i], nd - i - 1);
-			else
-				warnx("%s", one);	/* the proxy is down or wrong */
+		if (deadline - now_ms() <= 0) {
+			snprintf(one, sizeof(one), "%s and %d more not tried: "
+			    "timeout", dest[i], nd - i - 1);
 			note(why, whyn, one);
 			break;
 		}
-		left = deadline - now_ms();
-		share = left / (nd - i) < MIN_TRY_MS ? MIN_TRY_MS : left / (nd - i);
-		end = now_ms() + (share < left ? share : left);
-		r = proxy_tunnel(fd, px, dest[i], (int)(end - now_ms()), one,
-		    sizeof(one));
-		if (r == 0 && handshake(fd, t, end, one, sizeof(one)) == 0)
+		fd = try_dest(t, px, dest[i], deadline, nd - i, one, sizeof(one));
+		if (fd >= 0)
 			return fd;
-		close(fd);
-		if (r == 0) {
-			snprintf(msg, sizeof(msg), "%s via proxy %s: %s", dest[i],
-			    px->hostport, one);
-			vlog("%s", msg);
-			note(why, whyn, msg);
-			continue;
-		}
 		note(why, whyn, one);
-		if (r == PX_PROXY) {
-			/* The proxy itself failed: every other destination would too. */
+		if (fd == PX_PROXY) {
+			/* The proxy is down or refuses us: it would refuse every other. */
 			warnx("%s", one);
 			break;
 		}
