@@ -29,8 +29,8 @@ env_timeout_ms(int flag_s, int def_s)
 
 /*
  * How long to give a direct dial: the flag if given; else, when the round
- * trip to rvd is known, a few of the peer's likely round trips (two of
- * ours), but never more than $P2P_TIMEOUT or the default. A SYN that a NAT
+ * trip to rvd is known, enough for a SYN and the handshake over a path
+ * twice as long as ours, but never more than $P2P_TIMEOUT or the default. A SYN that a NAT
  * drops is never answered, so waiting longer than the path needs buys
  * nothing but delay before the next rung.
  */
@@ -41,7 +41,7 @@ dial_budget_ms(int flag_s, int rtt_ms)
 
 	if (flag_s > 0 || rtt_ms <= 0)
 		return cap;
-	b = 3 * (2 * rtt_ms) + 300;
+	b = 4 * rtt_ms + 200;
 	return b < cap ? b : cap;
 }
 

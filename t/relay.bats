@@ -39,7 +39,7 @@ teardown_file() {
 	# Each rung's line comes after the line of the rung before it.
 	prev=0
 	for pat in "rvinvite: racing" "dialdirect: unable" "dialport: unable" \
-		"dialproxy: unable" "relaycat: relay session" "p2pdial: connected via relay"; do
+		"dialproxy: unable" "relaycat: inviting" "p2pdial: connected via relay"; do
 		n=$(grep -n -m1 "$pat" "$errf" | cut -d: -f1)
 		[ -n "$n" ] && [ "$n" -gt "$prev" ] || { echo "out of order: $pat"; false; }
 		prev=$n

@@ -58,72 +58,107 @@ relay_join(const char *sid, const char *hostport, int ms, char *why, size_t n)
 	return fd;
 }
 
+/* A relay session of ours, and the rvd log-on that invites the peer to it. */
+struct rsess {
+	struct rv rv;
+	int fd;
+	char sid[ID_HEX + 1];
+	char relay[ADDR_STR + 192];
+	char rvaddr[ADDR_STR + 192];
+};
+
+/* Let go of what rsess_open holds. */
+static void
+rsess_close(struct rsess *rs)
+{
+	if (rs->fd != -1)
+		close(rs->fd);
+	if (rs->rv.fd != -1)
+		close(rs->rv.fd);
+	rs->fd = rs->rv.fd = -1;
+}
+
 /*
- * Open a session on the relay, invite the peer in t to it through rvd, and
- * wait for it: the connection, or -1 with why.
+ * Log on to rvd at rvaddr and open a session on the relay (relay, or the
+ * one rvd names): 0, or -1 with why. Needs nothing from the ticket, so a
+ * ladder can do it while the direct rungs are still trying.
  */
 static int
-relay_open(struct ticket *t, const char *relay, int ms, char *why, size_t n)
+rsess_open(struct rsess *rs, const char *rvaddr, const char *relay, int ms,
+    char *why, size_t n)
 {
-	char line[LINE_MAX_ + 1], *w[RV_WORDS], sid[ID_HEX + 1];
-	const char *name, *secret = getenv("P2P_SECRET");
-	struct rv rv;
-	int fd, r;
+	char line[LINE_MAX_ + 1], *w[RV_WORDS];
+	const char *name = env_or("P2P_NAME", env_or("USER", "anonymous"));
 
-	name = env_or("P2P_NAME", env_or("USER", "anonymous"));
-	if (rv_logon(&rv, t->rv, "LOGON", name, secret, NULL, ms) == -1) {
-		snprintf(why, n, "unable to log on to rvd %s: %s", t->rv,
-		    errno == EACCES ? rv.why : strerror(errno));
+	memset(rs, 0, sizeof(*rs));
+	rs->fd = -1;
+	strlcpy(rs->rvaddr, rvaddr, sizeof(rs->rvaddr));
+	if (rv_logon(&rs->rv, rvaddr, "LOGON", name, getenv("P2P_SECRET"), NULL,
+	    ms) == -1) {
+		snprintf(why, n, "unable to log on to rvd %s: %s", rvaddr,
+		    errno == EACCES ? rs->rv.why : strerror(errno));
 		return -1;
 	}
-	if (relay == NULL || *relay == '\0')
-		relay = rv.relay;
-	if (*relay == '\0') {
-		snprintf(why, n, "no relay: rvd %s names none", t->rv);
+	strlcpy(rs->relay, relay && *relay ? relay : rs->rv.relay,
+	    sizeof(rs->relay));
+	if (rs->relay[0] == '\0') {
+		snprintf(why, n, "no relay: rvd %s names none", rvaddr);
 		goto fail;
 	}
-	if ((fd = dial_host(relay, ms)) == -1) {
-		snprintf(why, n, "unable to connect to relay %s: %s", relay,
+	if ((rs->fd = dial_host(rs->relay, ms)) == -1) {
+		snprintf(why, n, "unable to connect to relay %s: %s", rs->relay,
 		    strerror(errno));
 		goto fail;
 	}
-	if (line_write(fd, ms, "NEW") == -1 ||
-	    (r = line_read(fd, line, sizeof(line), ms)) <= 0 ||
+	if (line_write(rs->fd, ms, "NEW") == -1 ||
+	    line_read(rs->fd, line, sizeof(line), ms) <= 0 ||
 	    line_words(line, w, RV_WORDS) != 2 || strcmp(w[0], "SESSION") != 0 ||
 	    !hex_valid(w[1], ID_HEX)) {
-		snprintf(why, n, "relay %s did not open a session", relay);
-		goto failfd;
+		snprintf(why, n, "relay %s did not open a session", rs->relay);
+		goto fail;
 	}
-	strlcpy(sid, w[1], sizeof(sid));
-	vlog("relay session %s on %s; inviting %s", sid, relay, t->peer);
-	if (rv_send(&rv, "RELAY %s %s %s", t->peer, sid, relay) == -1)
+	strlcpy(rs->sid, w[1], sizeof(rs->sid));
+	vlog("relay session %s on %s", rs->sid, rs->relay);
+	return 0;
+fail:
+	rsess_close(rs);
+	return -1;
+}
+
+/* Invite peer to the session through rvd and wait for it: the connection, or -1. */
+static int
+rsess_invite(struct rsess *rs, const char *peer, int ms, char *why, size_t n)
+{
+	char line[LINE_MAX_ + 1], *w[RV_WORDS];
+	int fd, r;
+
+	vlog("inviting %s to relay session %s", peer, rs->sid);
+	if (rv_send(&rs->rv, "RELAY %s %s %s", peer, rs->sid, rs->relay) == -1)
 		goto lost;
-	while ((r = rv_readline(&rv, line, sizeof(line), ms)) > 0) {
-		if (line_words(line, w, RV_WORDS) < 2 || strcmp(w[1], sid) != 0)
+	while ((r = rv_readline(&rs->rv, line, sizeof(line), ms)) > 0) {
+		if (line_words(line, w, RV_WORDS) < 2 || strcmp(w[1], rs->sid) != 0)
 			continue;
 		if (strcmp(w[0], "SENT") == 0)
 			break;
 		if (strcmp(w[0], "ERR") == 0) {
-			snprintf(why, n, "%s is not logged on at %s", t->peer,
-			    t->rv);
-			goto failfd;
+			snprintf(why, n, "%s is not logged on at %s", peer,
+			    rs->rvaddr);
+			goto fail;
 		}
 	}
 	if (r <= 0)
 		goto lost;
-	close(rv.fd);
 	/* The peer dials the relay and joins: a few round trips. */
-	if (await_pair(fd, 2 * ms, why, n) == -1) {
-		close(fd);
-		return -1;
-	}
+	if (await_pair(rs->fd, 2 * ms, why, n) == -1)
+		goto fail;
+	fd = rs->fd;
+	rs->fd = -1;
+	rsess_close(rs);
 	return fd;
 lost:
-	snprintf(why, n, "lost rvd %s", t->rv);
-failfd:
-	close(fd);
+	snprintf(why, n, "lost rvd %s", rs->rvaddr);
 fail:
-	close(rv.fd);
+	rsess_close(rs);
 	return -1;
 }
 
@@ -131,9 +166,10 @@ int
 main(int argc, char *argv[])
 {
 	struct ticket t;
+	struct rsess rs;
 	char why[LINE_MAX_ / 2], emsg[256];
-	const char *relay = NULL, *join = NULL, *e;
-	int ch, tsec = 0, ms, fd, r, fromticket;
+	const char *relay = NULL, *join = NULL, *e, *rvenv;
+	int ch, tsec = 0, ms, fd, r, fromticket, prepared = 0;
 
 	while ((ch = getopt(argc, argv, "+j:R:t:v")) != -1) {
 		switch (ch) {
@@ -170,6 +206,14 @@ main(int argc, char *argv[])
 	}
 	fromticket = argc == 0 || strcmp(argv[0], "-") == 0;
 	memset(&t, 0, sizeof(t));
+	rvenv = env_or("P2P_RVD", "");
+	/*
+	 * In a ladder the ticket comes only when the direct rungs have failed:
+	 * open the relay session meanwhile, so that failure costs no more
+	 * round trips than the invitation itself.
+	 */
+	if (fromticket && *rvenv != '\0')
+		prepared = rsess_open(&rs, rvenv, relay, ms, why, sizeof(why)) == 0;
 	if (fromticket) {
 		if ((r = ticket_read(stdin, &t, emsg, sizeof(emsg))) == 0)
 			return EX_CONNECTED;
@@ -183,12 +227,18 @@ main(int argc, char *argv[])
 		strlcpy(t.peer, argv[0], sizeof(t.peer));
 	}
 	if (t.rv[0] == '\0')
-		strlcpy(t.rv, env_or("P2P_RVD", ""), sizeof(t.rv));
+		strlcpy(t.rv, rvenv, sizeof(t.rv));
 	if (t.rv[0] == '\0')
 		errx(EX_USAGE_, "no rendezvous address: set P2P_RVD");
 	if (relay == NULL && t.relay[0] != '\0')
 		relay = t.relay;
-	if ((fd = relay_open(&t, relay, ms, why, sizeof(why))) != -1) {
+	if (prepared && (strcmp(rs.rvaddr, t.rv) != 0 ||
+	    (relay != NULL && strcmp(rs.relay, relay) != 0))) {
+		rsess_close(&rs);
+		prepared = 0;
+	}
+	if ((prepared || rsess_open(&rs, t.rv, relay, ms, why, sizeof(why)) == 0) &&
+	    (fd = rsess_invite(&rs, t.peer, ms, why, sizeof(why))) != -1) {
 		vlog("connected to %s through the relay", t.peer);
 		return deliver(fd, &(struct conninfo){ "relay", t.peer },
 		    argv + (argc > 0), SIDE_DIAL);

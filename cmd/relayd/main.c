@@ -25,7 +25,6 @@
 #include "p2p.h"
 
 #define FIRSTLINE_MS	5000	/* a client must send its line within this */
-#define PEND_MAX	1024	/* connections that have not sent their line yet */
 #define ACCEPT_BURST	64	/* accepts per wakeup, so a flood cannot hog the loop */
 #define READ_BUDGET	8	/* pipe loads per direction per wakeup, for fairness */
 #define SPLICE_MAX	(1 << 20)	/* per splice call; the pipe's room limits it */
@@ -84,8 +83,10 @@ static int ep = -1, lfd = -1, sfd = -1;
 static uint8_t klisten = K_LISTEN, ksignal = K_SIGNAL;
 static int npend, nsess, npaired;
 static int maxsess = 10000;
+static int pend_max = 1024;	/* connections that have not sent their line yet */
 static long expire_ms = 30000;
 static long accept_resume;	/* when accepting was paused, when to resume */
+static bool accept_paused_told;
 static bool stopping;
 
 /* Print the usage line and exit 100, as every tool does. */
@@ -408,7 +409,7 @@ cmd_new(struct pend *p)
 	struct sess *s;
 	size_t h;
 
-	if (nsess >= maxsess || stopping) {
+	if (nsess >= maxsess) {
 		pend_refuse(p, "too many sessions");
 		return;
 	}
@@ -521,7 +522,7 @@ pend_add(int fd)
 {
 	struct pend *p;
 
-	if (npend >= PEND_MAX)
+	if (npend >= pend_max)
 		pend_refuse(TAILQ_FIRST(&pending), "too many connections");
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		close(fd);
@@ -536,11 +537,14 @@ pend_add(int fd)
 		pend_bury(p);
 }
 
-/* Stop accepting for a moment: out of fds, retrying at once would spin. */
+/* Stop accepting for a moment: out of fds, retrying at once would spin.
+ * Logged once per spell, not every PAUSE_MS. */
 static void
 accept_pause(void)
 {
-	logline("accept: %s; pausing", strerror(errno));
+	if (!accept_paused_told)
+		logline("accept: %s; pausing", strerror(errno));
+	accept_paused_told = true;
 	epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
 	accept_resume = now_ms() + PAUSE_MS;
 }
@@ -562,6 +566,7 @@ on_accept(void)
 				continue;	/* the connection's own error */
 			return;
 		}
+		accept_paused_told = false;
 		vlog("connection from %s", fd_peername(fd, a, sizeof(a)));
 		pend_add(fd);
 	}
@@ -678,13 +683,13 @@ loop(void)
 	}
 }
 
-/* Raise the fd limit to what maxsess needs, or lower maxsess to fit it, so
- * that a paired session never fails for want of a pipe. */
+/* Raise the fd limit to what maxsess needs, or lower maxsess (and the cap on
+ * pending connections) to fit it, so that pairing never fails for want of fds. */
 static void
 fit_fd_limit(void)
 {
 	struct rlimit rl;
-	rlim_t need = (rlim_t)maxsess * FDS_PER_SESS + PEND_MAX + FDS_SPARE;
+	rlim_t need = (rlim_t)maxsess * FDS_PER_SESS + pend_max + FDS_SPARE;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		err(EX_SYSTEM, "getrlimit");
@@ -698,14 +703,18 @@ fit_fd_limit(void)
 	    need : rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 		err(EX_SYSTEM, "setrlimit");
-	if (rl.rlim_cur < need) {
-		maxsess = (int)((rl.rlim_cur - PEND_MAX - FDS_SPARE) / FDS_PER_SESS);
-		if (maxsess < 1)
-			errx(EX_SYSTEM, "fd limit %llu is too low",
-			    (unsigned long long)rl.rlim_cur);
-		logline("fd limit %llu allows only %d sessions",
-		    (unsigned long long)rl.rlim_cur, maxsess);
-	}
+	if (rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_cur < 4 * (FDS_SPARE + FDS_PER_SESS))
+		errx(EX_SYSTEM, "fd limit %llu is too low",
+		    (unsigned long long)rl.rlim_cur);
+	if (pend_max > (int)(rl.rlim_cur / 4))
+		pend_max = (int)(rl.rlim_cur / 4);
+	if (maxsess > (int)((rl.rlim_cur - pend_max - FDS_SPARE) / FDS_PER_SESS))
+		maxsess = (int)((rl.rlim_cur - pend_max - FDS_SPARE) /
+		    FDS_PER_SESS);
+	logline("fd limit %llu allows only %d sessions, %d pending connections",
+	    (unsigned long long)rl.rlim_cur, maxsess, pend_max);
 }
 
 /* Size the id table to the session limit. */
@@ -792,7 +801,8 @@ main(int argc, char *argv[])
 	if (argc - optind != 1)
 		usage();
 	if (addr_split(argv[optind], host, sizeof(host), port, sizeof(port)) == -1
-	    && strspn(argv[optind], "0123456789") != strlen(argv[optind]))
+	    && (strspn(argv[optind], "0123456789") != strlen(argv[optind]) ||
+	    *argv[optind] == '\0'))
 		usage();
 	if (readyfd != -1 && fcntl(readyfd, F_GETFD) == -1)
 		err(EX_USAGE_, "-d %d", readyfd);
