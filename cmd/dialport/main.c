@@ -44,7 +44,8 @@ dial_port(const struct ticket *t, int port, int ms, char *all, size_t alln)
 	vlog("trying port %d, %d address%s, for %d ms", port, n,
 	    n == 1 ? "" : "es", ms);
 	fd = dial_race(addrs, n, t->id[0] ? &(struct race_hs){ t->id,
-	    t->token } : NULL, ms, 250, why, sizeof(why), won, sizeof(won));
+	    t->token } : NULL, ms, dial_stagger_ms(t->rtt), why, sizeof(why), won,
+	    sizeof(won));
 	if (fd != -1) {
 		vlog("connected to %s at %s", t->peer[0] ? t->peer : "peer", won);
 		return fd;
@@ -83,12 +84,11 @@ main(int argc, char *argv[])
 	argv += optind;
 	if ((np = ports_parse(plist, ports, MAXPORTS)) <= 0)
 		errx(EX_USAGE_, "bad -p: %s (want ports like 443,80)", plist);
-	ms = env_timeout_ms(tsec, 3);
-
 	if ((r = ticket_read(stdin, &t, emsg, sizeof(emsg))) == 0)
 		return EX_CONNECTED;
 	if (r == -1)
 		errx(EX_USAGE_, "%s", emsg);
+	ms = dial_budget_ms(tsec, t.rtt);
 	if (t.nport == 0)
 		return pass_on(&t, "peer listens on no extra ports");
 	why[0] = '\0';
