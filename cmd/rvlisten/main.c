@@ -249,11 +249,12 @@ rv_lost(const char *why)
 static void
 rv_input(void)
 {
-	char line[LINE_MAX_ + 1], *w[40];
+	char line[LINE_MAX_ + 1], copy[LINE_MAX_ + 1], *w[40];
 	int n;
 
 	for (;;) {
 		n = rv_readline(&rv, line, sizeof(line), 0);
+		strlcpy(copy, line, sizeof(copy));
 		if (n == 0)
 			return rv_lost("closed");
 		if (n < 0) {
@@ -268,8 +269,12 @@ rv_input(void)
 			on_invite(w, n);
 		else if (strcmp(w[0], "RELAY") == 0)
 			on_relay(w, n);
-		else if (strcmp(w[0], "ERR") == 0 && n > 2 && strcmp(w[1], "-") == 0)
-			logline("rvd: %s", line + 6);
+		else if (strcmp(w[0], "ERR") == 0 && n > 2 && strcmp(w[1], "-") == 0) {
+			/* Another rvlisten took our name: fighting it back helps no one. */
+			if (strcmp(w[2], "replaced") == 0)
+				errx(EX_NOTCONN, "rvd: %s", copy + 6);
+			logline("rvd: %s", copy + 6);
+		}
 	}
 }
 
