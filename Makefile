@@ -57,6 +57,14 @@ check: deps
 	P2P_BIN=$(CURDIR)/san/bin P2P_UNIT=$(CURDIR)/san/t/unit \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99 \
 	bats --print-output-on-failure t/
+	@echo "== benchmark smoke runs (tiny sizes; the figures mean nothing here)"
+	RVD=$(CURDIR)/san/bin/rvd bench/rvd --quick
+	P2P_BIN=$(CURDIR)/san/bin bench/connect --quick
+
+# The benchmarks: each prints its figures and a ratio against a peer.
+bench: all
+	bench/connect
+	bench/rvd
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
@@ -70,4 +78,4 @@ demo:
 clean:
 	rm -rf lib/*.o lib/*.a bin t/unit san
 
-.PHONY: all check install demo deps clean
+.PHONY: all check bench install demo deps clean

@@ -3,10 +3,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "p2p.h"
 
 int verbose;
+
+/*
+ * Rungs of a ladder share one stderr: line-buffer it, so that each
+ * err(3)-style message goes out in one write and lines do not mix.
+ */
+__attribute__((constructor)) static void
+stderr_lines(void)
+{
+	static char buf[LINE_MAX_ * 2];
+
+	setvbuf(stderr, buf, _IOLBF, sizeof(buf));
+}
 
 /* The timeout in ms: the flag if given, else $P2P_TIMEOUT, else the default. */
 int
@@ -76,15 +89,24 @@ vlog(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A daemon's one line per event; the supervisor's logger adds the time. */
+/*
+ * A daemon's one line per event; the supervisor's logger adds the time.
+ * One write, so that lines stay whole on a pipe that others share too.
+ */
 void
 logline(const char *fmt, ...)
 {
+	char buf[LINE_MAX_ * 2];
 	va_list ap;
+	int n;
 
+	n = snprintf(buf, sizeof(buf), "%s: ", getprogname());
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
 	va_end(ap);
+	n = strlen(buf);
+	buf[n++] = '\n';
+	(void)!write(2, buf, n);
 }
 
 /* Monotonic milliseconds, for deadlines that the wall clock cannot move. */

@@ -1,4 +1,7 @@
 /* A client's connection to rvd: log on, send lines, read lines. */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -23,6 +26,8 @@ rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
 	strlcpy(rv->addr, rvaddr, sizeof(rv->addr));
 	if ((rv->fd = dial_host(rvaddr, ms)) == -1)
 		return -1;
+	/* The log-on and the request behind it go at once, not after an ACK. */
+	setsockopt(rv->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	if (rv_send(rv, "%s %s%s%s", verb, name, secret ? " " : "",
 	    secret ? secret : "") == -1)
 		goto fail;

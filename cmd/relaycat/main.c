@@ -118,7 +118,8 @@ rsess_open(struct rsess *rs, const char *rvaddr, const char *relay, int ms,
 		goto fail;
 	}
 	strlcpy(rs->sid, w[1], sizeof(rs->sid));
-	vlog("relay session %s on %s", rs->sid, rs->relay);
+	vlog("relay session %s on %s (each step within %d ms)", rs->sid,
+	    rs->relay, ms);
 	return 0;
 fail:
 	rsess_close(rs);
@@ -132,7 +133,8 @@ rsess_invite(struct rsess *rs, const char *peer, int ms, char *why, size_t n)
 	char line[LINE_MAX_ + 1], *w[RV_WORDS];
 	int fd, r;
 
-	vlog("inviting %s to relay session %s", peer, rs->sid);
+	vlog("inviting %s to relay session %s; waiting at most %d ms for it to join",
+	    peer, rs->sid, 3 * ms);
 	if (rv_send(&rs->rv, "RELAY %s %s %s", peer, rs->sid, rs->relay) == -1)
 		goto lost;
 	while ((r = rv_readline(&rs->rv, line, sizeof(line), ms)) > 0) {

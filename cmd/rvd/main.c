@@ -5,6 +5,8 @@
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -31,7 +33,7 @@ struct conn {
 	char name[NAME_MAX_ + 1];
 	char observed[ADDR_STR];
 	struct source *src;
-	struct linebuf lb;
+	struct linebuf *lb;	/* only while a line is partly read */
 	char *out;
 	size_t outlen;
 	long born, last_in, line_since;
@@ -272,6 +274,7 @@ conn_close(struct conn *c, const char *why)
 	close(c->fd);
 	nconns--;
 	free(c->out);
+	free(c->lb);
 	free(c);
 }
 
@@ -536,17 +539,48 @@ conn_line(struct conn *c, char *line)
 	do_relay(c, &m);
 }
 
-/* Read what c sent and act on each complete line. */
+/* Keep what is left of a partial line in c's own buffer, or free it. */
+static void
+conn_keep(struct conn *c, struct linebuf *lb)
+{
+	if (lb->len == 0) {
+		free(c->lb);
+		c->lb = NULL;
+		c->line_since = 0;
+		return;
+	}
+	if (c->lb == NULL) {
+		if ((c->lb = malloc(sizeof(*c->lb))) == NULL)
+			err(EX_SYSTEM, "malloc");
+		memcpy(c->lb, lb, sizeof(*lb));
+	}
+	if (c->line_since == 0)
+		c->line_since = now_ms();
+}
+
+/*
+ * Read what c sent and act on each complete line. Most clients send whole
+ * lines, so they are read into one shared buffer: an idle peer costs no
+ * line buffer of its own.
+ */
 static void
 conn_read(struct conn *c)
 {
+	static struct linebuf scratch;
 	char line[LINE_MAX_ + 1];
+	struct linebuf *lb;
+	size_t room;
 	int fd = c->fd, r, n;
 
 	if (c->state == ST_CLOSING)
 		return conn_drain(c);
+	if ((lb = c->lb) == NULL) {
+		lb = &scratch;
+		scratch.len = 0;
+	}
 	for (;;) {
-		r = linebuf_fill(&c->lb, fd);
+		room = sizeof(lb->buf) - lb->len;
+		r = linebuf_fill(lb, fd);
 		if (r == 0)
 			return conn_close(c, "closed");
 		if (r == -1 && errno != EAGAIN && errno != EINTR && errno != EMSGSIZE)
@@ -555,19 +589,19 @@ conn_read(struct conn *c)
 			c->last_in = now_ms();
 			c->pinged = 0;
 		}
-		while ((n = linebuf_next(&c->lb, line, sizeof(line))) >= 0) {
+		while ((n = linebuf_next(lb, line, sizeof(line))) >= 0) {
 			conn_line(c, line);
 			if (conns[fd] != c)
 				return;
 		}
 		if (n == -2)
-			return conn_refuse(c, c->lb.len > LINE_MAX_ ?
+			return conn_refuse(c, lb->len > LINE_MAX_ ?
 			    "line too long" : "bad byte");
-		c->line_since = c->lb.len > 0 ? (c->line_since ? c->line_since :
-		    now_ms()) : 0;
-		if (r == -1)
-			return;
+		/* A short read emptied the socket: no need to hear EAGAIN. */
+		if (r == -1 || (size_t)r < room)
+			break;
 	}
+	conn_keep(c, lb);
 }
 
 /* Take a new client. */
@@ -586,6 +620,9 @@ conn_accept(void)
 			logline("accept: %s", strerror(errno));
 		return;
 	}
+	/* Two lines to one client close together (SENT, then MSG) must not
+	 * wait on Nagle for the first one's ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	if (fd >= maxfd) {
 		int m = fd * 2 + 64;
 

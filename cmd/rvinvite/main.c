@@ -178,8 +178,8 @@ main(int argc, char *argv[])
 	/* The peer dials us for its budget; its answers take a round trip. */
 	ms = dial_budget_ms(0, t.rtt);
 	deadline = now_ms() + (tsec ? tsec * 1000 : ms + 4 * t.rtt + 1000);
-	vlog("invited %s at %s with %d candidates (rtt %d ms)", t.peer, rvaddr,
-	    ncand + 1, t.rtt);
+	vlog("invited %s at %s with %d candidates (rtt %d ms); waiting at most %ld ms",
+	    t.peer, rvaddr, ncand + 1, t.rtt, deadline - now_ms());
 
 	while (fd == -1) {
 		long left = deadline - now_ms();
