@@ -572,7 +572,10 @@ on_accept(void)
 	}
 }
 
-/* SIGTERM: stop accepting, drop everyone not yet spliced, let the rest run. */
+/*
+ * SIGTERM: stop accepting, drop everyone not yet spliced, let the rest run.
+ * A second one ends them too, for a supervisor that cannot wait.
+ */
 static void
 on_signal(void)
 {
@@ -580,8 +583,12 @@ on_signal(void)
 	struct pend *p;
 	struct sess *s;
 
-	if (read(sfd, &si, sizeof(si)) != sizeof(si) || stopping)
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
 		return;
+	if (stopping) {
+		logline("second SIGTERM: closing %d spliced sessions", npaired);
+		exit(0);
+	}
 	stopping = true;
 	logline("SIGTERM: stopping; %d sessions still spliced", npaired);
 	if (accept_resume == 0)
