@@ -55,7 +55,7 @@ check: deps
 	$(MAKE) O=san XCFLAGS="$(SAN)" all
 	mandoc -Tlint -Wwarning $(MAN)
 	P2P_BIN=$(CURDIR)/san/bin P2P_UNIT=$(CURDIR)/san/t/unit \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
 	bats --print-output-on-failure t/
 	@echo "== benchmark smoke runs (tiny sizes; the figures mean nothing here)"
 	RVD=$(CURDIR)/san/bin/rvd bench/rvd --quick

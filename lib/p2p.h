@@ -101,7 +101,7 @@ struct ticket {
 	int naddr;
 	int port[TICKET_PORTS];
 	int nport;
-	char *tried[TICKET_TRIED];
+	char tried[TICKET_TRIED][LINE_MAX_ - 5];	/* in the ticket: no heap */
 	int ntried;
 	int rtt;		/* ms to rvd as the ticket's writer measured it */
 };
