@@ -72,10 +72,14 @@ install: all
 	cp $(BINS) $(DESTDIR)$(BINDIR)/
 	for m in $(MAN); do s=$${m##*.}; cp $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
+# Fuzz every parser for a minute each (make check runs a short round).
+fuzz:
+	t/fuzz/run 60
+
 demo:
 	sh etc/demo
 
 clean:
-	rm -rf lib/*.o lib/*.a bin t/unit san
+	rm -rf lib/*.o lib/*.a bin t/unit san t/fuzz/out
 
-.PHONY: all check bench install demo deps clean
+.PHONY: all check bench fuzz install demo deps clean

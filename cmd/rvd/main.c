@@ -286,8 +286,11 @@ conn_close(struct conn *c, const char *why)
 static void
 conn_refuse(struct conn *c, const char *why)
 {
+	int fd = c->fd;
+
+	/* conn_send frees a client that stopped reading: look c up again. */
 	conn_send(c, "ERR - %s", why);
-	if (conns[c->fd] != c)
+	if (conns[fd] != c)
 		return;
 	if (c->outlen > 0)
 		return conn_close(c, why);
@@ -396,8 +399,10 @@ do_logon(struct conn *c, struct rvcmd *m)
 			return conn_refuse(c, "name in use");
 		}
 		/* Authenticated: the newer log-on wins, as after a NAT rebinding. */
+		int ofd = old->fd;
+
 		conn_send(old, "ERR - replaced by a newer log-on");
-		if (conns[old->fd] == old)
+		if (conns[ofd] == old)
 			conn_close(old, "replaced");
 	}
 	c->state = listen ? ST_LISTEN : ST_ON;
@@ -451,6 +456,8 @@ do_invite(struct conn *c, struct rvcmd *m)
 		logline("invite %s -> %s: not logged on", c->name, m->name);
 		return conn_send(c, "ERR %s not logged on: %s", m->id, m->name);
 	}
+	if (p == c)
+		return conn_send(c, "ERR %s cannot invite yourself", m->id);
 	if (sess_find(m->id) != NULL)
 		return conn_send(c, "ERR %s session exists", m->id);
 	if (c->nsess >= SESS_PER_CONN)
@@ -470,7 +477,8 @@ do_invite(struct conn *c, struct rvcmd *m)
 	c->nsess++;
 	logline("invite %s -> %s %s", c->name, p->name, s->id);
 	invite_addrs(c, m, addrs, sizeof(addrs));
-	conn_send(p, "INVITE %s %s %s %s", c->name, s->id, m->token, addrs);
+	conn_send(p, "INVITE %s %s %s%s%s", c->name, s->id, m->token,
+	    addrs[0] ? " " : "", addrs);
 	conn_send(c, "SENT %s", s->id);
 }
 
@@ -506,6 +514,8 @@ do_relay(struct conn *c, struct rvcmd *m)
 
 	if ((p = name_find(m->name)) == NULL)
 		return conn_send(c, "ERR %s not logged on: %s", m->id, m->name);
+	if (p == c)
+		return conn_send(c, "ERR %s cannot invite yourself", m->id);
 	logline("relay %s -> %s via %s", c->name, p->name, m->relay);
 	conn_send(p, "RELAY %s %s %s", c->name, m->id, m->relay);
 	conn_send(c, "SENT %s", m->id);
@@ -591,7 +601,8 @@ conn_read(struct conn *c)
 		}
 		while ((n = linebuf_next(lb, line, sizeof(line))) >= 0) {
 			conn_line(c, line);
-			if (conns[fd] != c)
+			/* Nothing after a refused line is acted on. */
+			if (conns[fd] != c || c->state == ST_CLOSING)
 				return;
 		}
 		if (n == -2)

@@ -22,27 +22,31 @@
 	fprintf(fuzz_err, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
 	    #cond); abort(); } } while (0)
 
-/* The real stderr, for our own reports; stderr goes to /dev/null. */
+/* The real stderr, for our own reports (see LLVMFuzzerInitialize). */
 static FILE *fuzz_err;
 
 /*
- * Daemons log one line per event on stderr (through warnx); millions of
- * runs would drown the fuzzer's own output. Sanitizer and libFuzzer reports
- * use their own descriptors and streams, so they still show.
+ * Daemons log one line per event on stderr; millions of runs would drown
+ * the fuzzer's own output, so t/fuzz/run passes -close_fd_mask=2 (unless
+ * FUZZ_VERBOSE is set): libFuzzer then sends stderr to /dev/null and its
+ * own and the sanitizers' reports to a copy of it. This runs before that,
+ * so that our CHECK messages keep a copy of the real stderr too.
  */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fuzz_err = fdopen(dup(2), "w");
+	if (fuzz_err == NULL)
+		fuzz_err = stderr;
+	setvbuf(fuzz_err, NULL, _IONBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* Nothing left to do at each run; kept so that harnesses say they start. */
 static void
 fuzz_quiet(void)
 {
-	FILE *null;
-
-	if (fuzz_err != NULL)
-		return;
-	fuzz_err = fdopen(dup(2), "w");
-	setvbuf(fuzz_err, NULL, _IONBF, 0);
-	signal(SIGPIPE, SIG_IGN);
-	if (getenv("FUZZ_VERBOSE") == NULL &&
-	    (null = fopen("/dev/null", "w")) != NULL)
-		stderr = null;
 }
 
 /*
