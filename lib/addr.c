@@ -241,3 +241,13 @@ addr_candidates(int port, const char *observed, char out[][ADDR_STR], int max)
 	strlcpy(out[n++], pub, ADDR_STR);
 	return n;
 }
+
+/* Whether s names a host and a numeric port, so that it is no program. */
+int
+addr_is_hostport(const char *s)
+{
+	char host[256], port[16];
+
+	return addr_split(s, host, sizeof(host), port, sizeof(port)) == 0 &&
+	    strspn(port, "0123456789") == strlen(port);
+}

@@ -67,6 +67,18 @@ dial_stagger_ms(int rtt_ms)
 	return s < 50 ? 50 : s > 250 ? 250 : s;
 }
 
+/* The seconds of a flag like -t (1 to max), or a usage error. */
+int
+arg_seconds(const char *s, int flag, int max)
+{
+	const char *e;
+	int n = strtonum(s, 1, max, &e);
+
+	if (e != NULL)
+		errx(EX_USAGE_, "bad -%c: %s", flag, s);
+	return n;
+}
+
 /* The value of an environment variable, or def when unset or empty. */
 const char *
 env_or(const char *name, const char *def)

@@ -43,6 +43,7 @@ void addr_setport(struct sockaddr *sa, int port);
 char *fd_peername(int fd, char *buf, size_t n);
 char *fd_sockname(int fd, char *buf, size_t n);
 int addr_locals(int port, char out[][ADDR_STR], int max);
+int addr_is_hostport(const char *s);
 int addr_candidates(int port, const char *observed, char out[][ADDR_STR],
     int max);
 
@@ -110,6 +111,7 @@ int ticket_write(FILE *f, const struct ticket *t);
 void ticket_tried(struct ticket *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ticket_free(struct ticket *t);
+int ticket_pass(struct ticket *t, const char *stage, const char *why);
 int ticket_addaddr(struct ticket *t, const char *a);
 
 /* fdpass.c */
@@ -133,6 +135,7 @@ int env_timeout_ms(int flag_s, int def_s);
 int dial_budget_ms(int flag_s, int rtt_ms);
 int dial_stagger_ms(int rtt_ms);
 const char *env_or(const char *name, const char *def);
+int arg_seconds(const char *s, int flag, int max);
 extern int verbose;
 void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void logline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

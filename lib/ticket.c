@@ -168,3 +168,17 @@ ticket_free(struct ticket *t)
 {
 	t->ntried = 0;
 }
+
+/*
+ * Pass t on to the next rung with a "tried" line naming stage and why,
+ * as every rung does when it fails: EX_NOTCONN, the status to exit with.
+ */
+int
+ticket_pass(struct ticket *t, const char *stage, const char *why)
+{
+	vlog("unable to connect to %s: %s", t->peer[0] ? t->peer : "peer", why);
+	ticket_tried(t, "%s %s", stage, why);
+	if (ticket_write(stdout, t) == -1)
+		err(EX_SYSTEM, "write ticket");
+	return EX_NOTCONN;
+}

@@ -18,30 +18,17 @@ usage(void)
 	exit(EX_USAGE_);
 }
 
-/* Whether s names a host and a numeric port, so it is no program. */
-static int
-is_hostport(const char *s)
-{
-	char host[256], port[16];
-
-	return addr_split(s, host, sizeof(host), port, sizeof(port)) == 0 &&
-	    strspn(port, "0123456789") == strlen(port);
-}
-
 int
 main(int argc, char *argv[])
 {
 	struct ticket t;
 	char why[LINE_MAX_ / 2], won[ADDR_STR], emsg[256];
-	const char *e;
 	int ch, tsec = 0, ms, fd, r;
 
 	while ((ch = getopt(argc, argv, "+t:v")) != -1) {
 		switch (ch) {
 		case 't':
-			tsec = strtonum(optarg, 1, 3600, &e);
-			if (e != NULL)
-				errx(EX_USAGE_, "bad -t: %s", optarg);
+			tsec = arg_seconds(optarg, 't', 3600);
 			break;
 		case 'v':
 			verbose = 1;
@@ -54,7 +41,7 @@ main(int argc, char *argv[])
 	argv += optind;
 	ms = env_timeout_ms(tsec, 3);
 
-	if (argc > 0 && is_hostport(argv[0])) {
+	if (argc > 0 && addr_is_hostport(argv[0])) {
 		if ((fd = dial_host(argv[0], ms)) == -1)
 			err(EX_NOTCONN, "unable to connect to %s", argv[0]);
 		vlog("connected to %s", argv[0]);
@@ -75,9 +62,5 @@ main(int argc, char *argv[])
 		return deliver(fd, &(struct conninfo){ "out", t.peer }, argv,
 		    SIDE_DIAL);
 	}
-	vlog("unable to connect to %s: %s", t.peer[0] ? t.peer : "peer", why);
-	ticket_tried(&t, "dialdirect %s", why);
-	if (ticket_write(stdout, &t) == -1)
-		err(EX_SYSTEM, "write ticket");
-	return EX_NOTCONN;
+	return ticket_pass(&t, "dialdirect", why);
 }

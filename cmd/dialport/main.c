@@ -19,17 +19,6 @@ usage(void)
 	exit(EX_USAGE_);
 }
 
-/* Pass the ticket on with what we tried, as every dialer does when it fails. */
-static int
-pass_on(struct ticket *t, const char *why)
-{
-	vlog("unable to connect to %s: %s", t->peer[0] ? t->peer : "peer", why);
-	ticket_tried(t, "dialport %s", why);
-	if (ticket_write(stdout, t) == -1)
-		err(EX_SYSTEM, "write ticket");
-	return EX_NOTCONN;
-}
-
 /*
  * Race the peer's addresses moved to port, for ms: the handshaken socket,
  * or -1 with why appended to all.
@@ -61,7 +50,7 @@ main(int argc, char *argv[])
 {
 	struct ticket t;
 	char why[LINE_MAX_], emsg[256];
-	const char *e, *plist = "443,80";
+	const char *plist = "443,80";
 	int ports[MAXPORTS], np, ch, tsec = 0, ms, fd, r, i, tried = 0;
 
 	while ((ch = getopt(argc, argv, "+p:t:v")) != -1) {
@@ -70,9 +59,7 @@ main(int argc, char *argv[])
 			plist = optarg;
 			break;
 		case 't':
-			tsec = strtonum(optarg, 1, 3600, &e);
-			if (e != NULL)
-				errx(EX_USAGE_, "bad -t: %s", optarg);
+			tsec = arg_seconds(optarg, 't', 3600);
 			break;
 		case 'v':
 			verbose = 1;
@@ -90,7 +77,7 @@ main(int argc, char *argv[])
 		errx(EX_USAGE_, "%s", emsg);
 	ms = dial_budget_ms(tsec, t.rtt);
 	if (t.nport == 0)
-		return pass_on(&t, "peer listens on no extra ports");
+		return ticket_pass(&t, "dialport", "peer listens on no extra ports");
 	why[0] = '\0';
 	for (i = 0; i < np; i++) {
 		if (!ticket_hasport(&t, ports[i])) {
@@ -104,5 +91,5 @@ main(int argc, char *argv[])
 	}
 	if (!tried)
 		snprintf(why, sizeof(why), "peer listens on none of ports %s", plist);
-	return pass_on(&t, why);
+	return ticket_pass(&t, "dialport", why);
 }

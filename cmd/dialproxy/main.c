@@ -23,27 +23,6 @@ usage(void)
 	exit(EX_USAGE_);
 }
 
-/* Whether s names a host and a numeric port, so it is no program. */
-static int
-is_hostport(const char *s)
-{
-	char host[256], port[16];
-
-	return addr_split(s, host, sizeof(host), port, sizeof(port)) == 0 &&
-	    strspn(port, "0123456789") == strlen(port);
-}
-
-/* Pass the ticket on with what we tried, as every dialer does when it fails. */
-static int
-pass_on(struct ticket *t, const char *why)
-{
-	vlog("unable to connect to %s: %s", t->peer[0] ? t->peer : "peer", why);
-	ticket_tried(t, "dialproxy %s", why);
-	if (ticket_write(stdout, t) == -1)
-		err(EX_SYSTEM, "write ticket");
-	return EX_NOTCONN;
-}
-
 /*
  * The destinations to try, in order: the peer's extra ports first, 443
  * then 80 then the rest, since proxies often allow CONNECT only to 443;
@@ -214,15 +193,13 @@ main(int argc, char *argv[])
 	struct ticket t;
 	struct proxy px;
 	char why[LINE_MAX_], emsg[256];
-	const char *e, *url = NULL, *from = "-x";
+	const char *url = NULL, *from = "-x";
 	int ch, tsec = 0, ms, fd, r, bad;
 
 	while ((ch = getopt(argc, argv, "+t:vx:")) != -1) {
 		switch (ch) {
 		case 't':
-			tsec = strtonum(optarg, 1, 3600, &e);
-			if (e != NULL)
-				errx(EX_USAGE_, "bad -t: %s", optarg);
+			tsec = arg_seconds(optarg, 't', 3600);
 			break;
 		case 'v':
 			verbose = 1;
@@ -244,7 +221,7 @@ main(int argc, char *argv[])
 	if (bad && strcmp(from, "-x") == 0)
 		errx(EX_USAGE_, "%s", emsg);
 
-	if (argc > 0 && is_hostport(argv[0])) {
+	if (argc > 0 && addr_is_hostport(argv[0])) {
 		if (url == NULL)
 			errx(EX_USAGE_, "no proxy: give -x URL or set P2P_PROXY");
 		if (bad)
@@ -256,11 +233,11 @@ main(int argc, char *argv[])
 	if (r == -1)
 		errx(EX_USAGE_, "%s", why);
 	if (url == NULL)
-		return pass_on(&t, "no proxy configured");
+		return ticket_pass(&t, "dialproxy", "no proxy configured");
 	if (bad) {
 		warnx("%s: %s", from, emsg);
 		snprintf(why, sizeof(why), "%s: %s", from, emsg);
-		return pass_on(&t, why);
+		return ticket_pass(&t, "dialproxy", why);
 	}
 	vlog("proxy %s from %s, %d ms in all", px.hostport, from, ms);
 	if ((fd = dial_ticket(&t, &px, ms, why, sizeof(why))) != -1) {
@@ -269,5 +246,5 @@ main(int argc, char *argv[])
 		return deliver(fd, &(struct conninfo){ "proxy", t.peer }, argv,
 		    SIDE_DIAL);
 	}
-	return pass_on(&t, why);
+	return ticket_pass(&t, "dialproxy", why);
 }

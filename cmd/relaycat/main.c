@@ -170,7 +170,7 @@ main(int argc, char *argv[])
 	struct ticket t;
 	struct rsess rs;
 	char why[LINE_MAX_ / 2], emsg[256];
-	const char *relay = NULL, *join = NULL, *e, *rvenv;
+	const char *relay = NULL, *join = NULL, *rvenv;
 	int ch, tsec = 0, ms, fd, r, fromticket, prepared = 0;
 
 	while ((ch = getopt(argc, argv, "+j:R:t:v")) != -1) {
@@ -182,9 +182,7 @@ main(int argc, char *argv[])
 			relay = optarg;
 			break;
 		case 't':
-			tsec = strtonum(optarg, 1, 3600, &e);
-			if (e != NULL)
-				errx(EX_USAGE_, "bad -t: %s", optarg);
+			tsec = arg_seconds(optarg, 't', 3600);
 			break;
 		case 'v':
 			verbose = 1;
@@ -247,9 +245,7 @@ main(int argc, char *argv[])
 	}
 	warnx("%s", why);
 	if (fromticket) {
-		ticket_tried(&t, "relaycat %s", why);
-		if (ticket_write(stdout, &t) == -1)
-			err(EX_SYSTEM, "write ticket");
+		return ticket_pass(&t, "relaycat", why);
 	}
 	return EX_NOTCONN;
 }

@@ -85,13 +85,11 @@ listen_fresh(int *port)
 	return fd;
 }
 
-/* Pass the ticket on with why as its "tried" line. */
+/* Pass the ticket on, and let the next rung know that no more is coming. */
 static void
 pass_on(struct ticket *t, const char *why)
 {
-	ticket_tried(t, "rvinvite %s", why);
-	if (ticket_write(stdout, t) == -1)
-		err(EX_SYSTEM, "write ticket");
+	ticket_pass(t, "rvinvite", why);
 	fclose(stdout);
 }
 
@@ -103,7 +101,7 @@ main(int argc, char *argv[])
 	struct pollfd p[2];
 	char cand[TICKET_ADDRS][ADDR_STR], line[LINE_MAX_ + 1], *w[40];
 	char invite[LINE_MAX_ + 1], msg[LINE_MAX_ + 1];
-	const char *rvaddr, *name, *secret, *e, *why = "timeout";
+	const char *rvaddr, *name, *secret, *why = "timeout";
 	long deadline;
 	int ch, tsec = 0, early = 0, passed = 0, lfd, port, ncand, i, n;
 	int fd = -1, ms;
@@ -123,9 +121,7 @@ main(int argc, char *argv[])
 			rvaddr = optarg;
 			break;
 		case 't':
-			tsec = strtonum(optarg, 1, 3600, &e);
-			if (e != NULL)
-				errx(EX_USAGE_, "bad -t: %s", optarg);
+			tsec = arg_seconds(optarg, 't', 3600);
 			break;
 		case 'v':
 			verbose = 1;

@@ -422,9 +422,7 @@ main(int argc, char *argv[])
 	while ((ch = getopt(argc, argv, "+k:p:r:v")) != -1) {
 		switch (ch) {
 		case 'k':
-			keepalive_ms = strtonum(optarg, 1, 3600, &e) * 1000;
-			if (e != NULL)
-				errx(EX_USAGE_, "bad -k: %s", optarg);
+			keepalive_ms = arg_seconds(optarg, 'k', 3600) * 1000;
 			break;
 		case 'p':
 			if (nlisten > MAXPORTS)
