@@ -20,7 +20,7 @@ LIB     = $(O)/lib/libp2p.a
 BINS    = $(TOOLS:%=$(O)/bin/%) $(SCRIPTS:%=$(O)/bin/%)
 MAN     = $(wildcard man/*.[1-9])
 
-all: $(BINS) $(O)/t/unit
+all: $(BINS) $(O)/t/unit $(O)/t/relaypairs $(O)/bench/relaybench
 
 $(O)/lib/%.o: lib/%.c lib/p2p.h
 	@mkdir -p $(O)/lib
@@ -42,6 +42,14 @@ $(O)/t/unit: t/unit.c $(LIB)
 	@mkdir -p $(O)/t
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ t/unit.c $(LIB) $(LDLIBS)
 
+$(O)/t/relaypairs: t/relaypairs.c $(LIB)
+	@mkdir -p $(O)/t
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ t/relaypairs.c $(LIB) $(LDLIBS)
+
+$(O)/bench/relaybench: bench/relaybench.c $(LIB)
+	@mkdir -p $(O)/bench
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -pthread -o $@ bench/relaybench.c $(LIB) $(LDLIBS)
+
 # The tests run against a build with AddressSanitizer and UBSan, so that a
 # memory error anywhere in a scenario fails it.
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -60,11 +68,13 @@ check: deps
 	@echo "== benchmark smoke runs (tiny sizes; the figures mean nothing here)"
 	RVD=$(CURDIR)/san/bin/rvd bench/rvd --quick
 	P2P_BIN=$(CURDIR)/san/bin bench/connect --quick
+	RELAYD=$(CURDIR)/san/bin/relayd bench/relay --quick
 
 # The benchmarks: each prints its figures and a ratio against a peer.
 bench: all
 	bench/connect
 	bench/rvd
+	bench/relay
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
@@ -80,6 +90,6 @@ demo:
 	sh etc/demo
 
 clean:
-	rm -rf lib/*.o lib/*.a bin t/unit san t/fuzz/out
+	rm -rf lib/*.o lib/*.a bin t/unit t/relaypairs bench/relaybench san t/fuzz/out
 
 .PHONY: all check bench fuzz install demo deps clean
