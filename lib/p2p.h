@@ -143,8 +143,8 @@ long now_ms(void);
 
 /* rvproto.c: rvd's side of its protocol, as pure parsing. */
 #define RV_WORDS 40
-enum { RV_BAD, RV_LOGON, RV_LISTEN, RV_INVITE, RV_MSG, RV_RELAY, RV_PING,
-    RV_PONG, RV_QUIT };
+enum { RV_BAD, RV_LOGON, RV_LISTEN, RV_INVITE, RV_MSG, RV_RELAY, RV_ADDR,
+    RV_PING, RV_PONG, RV_QUIT };
 struct rvcmd {
 	int verb;
 	const char *why;	/* for RV_BAD */
@@ -152,7 +152,7 @@ struct rvcmd {
 	char *secret;		/* or NULL */
 	char *id;		/* INVITE, MSG: the session; RELAY: relay session */
 	char *token;
-	char **addrs;		/* INVITE: candidates */
+	char **addrs;		/* INVITE, ADDR: candidates (ADDR: and :PORTs) */
 	int naddr;
 	char **words;		/* MSG: what follows the id */
 	int nwords;

@@ -52,6 +52,29 @@ parse_invite(struct rvcmd *c, char **w, int n)
 	return 0;
 }
 
+/* Parse ADDR word...: a listener's standing candidates and :PORTs. */
+static int
+parse_addr(struct rvcmd *c, char **w, int n)
+{
+	struct addr a;
+	const char *e;
+	int i;
+
+	if (n - 1 > TICKET_ADDRS + TICKET_PORTS)
+		return bad(c, "bad ADDR");
+	for (i = 1; i < n; i++) {
+		if (w[i][0] == ':') {
+			strtonum(w[i] + 1, 1, 65535, &e);
+			if (e != NULL || w[i][1] == '0' || w[i][1] == '+')
+				return bad(c, "bad ADDR");
+		} else if (strlen(w[i]) >= ADDR_STR || addr_numeric(w[i], &a) == -1)
+			return bad(c, "bad ADDR");
+	}
+	c->addrs = w + 1;
+	c->naddr = n - 1;
+	return 0;
+}
+
 /* Parse MSG id word... */
 static int
 parse_msg(struct rvcmd *c, char **w, int n)
@@ -90,6 +113,7 @@ rvcmd_parse(char *line, struct rvcmd *c)
 	} verbs[] = {
 		{ "LOGON", RV_LOGON }, { "LISTEN", RV_LISTEN },
 		{ "INVITE", RV_INVITE }, { "MSG", RV_MSG }, { "RELAY", RV_RELAY },
+		{ "ADDR", RV_ADDR },
 		{ "PING", RV_PING }, { "PONG", RV_PONG }, { "QUIT", RV_QUIT },
 	};
 	size_t i;
@@ -111,6 +135,8 @@ rvcmd_parse(char *line, struct rvcmd *c)
 		return parse_msg(c, c->w, n);
 	case RV_RELAY:
 		return parse_relay(c, c->w, n);
+	case RV_ADDR:
+		return parse_addr(c, c->w, n);
 	case RV_PING:
 	case RV_PONG:
 	case RV_QUIT:

@@ -111,3 +111,17 @@ dial() {
 	grep -q "refused office8 198.51.100.10:[0-9]*: wrong secret" "$rv2"
 	grep -q "listen office8 198.51.100.4:" "$rv2"
 }
+
+@test "rvd answers an INVITE with the listener's standing candidates" {
+	id=0123456789abcdef0123456789abcdef
+	lab pub bash -c 'exec 3<>/dev/tcp/198.51.100.1/7070;
+		printf "LISTEN standing\nADDR 10.9.9.9:5000 :443\n" >&3; sleep 2' &
+	sleep 0.5
+	run lab pub2 bash -c "exec 3<>/dev/tcp/198.51.100.1/7070;
+		printf 'LOGON asker\nINVITE standing $id $id 10.8.8.8:1\n' >&3; timeout 1 cat <&3"
+	[[ "$output" == *"SENT $id 10.9.9.9:5000 :443 198.51.100.4:5000"* ]]
+	run lab pub2 bash -c "exec 3<>/dev/tcp/198.51.100.1/7070;
+		printf 'LOGON asker\nADDR 10.9.9.9:5000\n' >&3; timeout 1 cat <&3"
+	[[ "$output" == *"ERR - ADDR is for listeners"* ]]
+	wait
+}

@@ -38,6 +38,7 @@ struct conn {
 	size_t outlen;
 	long born, last_in, line_since;
 	int pinged, nsess;
+	char *addrs;		/* a listener's standing candidates, or NULL */
 	struct conn *next_name;
 };
 
@@ -275,6 +276,7 @@ conn_close(struct conn *c, const char *why)
 	nconns--;
 	free(c->out);
 	free(c->lb);
+	free(c->addrs);
 	free(c);
 }
 
@@ -451,6 +453,7 @@ do_invite(struct conn *c, struct rvcmd *m)
 	struct conn *p;
 	struct sess *s;
 	unsigned h;
+	int pfd;
 
 	if ((p = name_find(m->name)) == NULL) {
 		logline("invite %s -> %s: not logged on", c->name, m->name);
@@ -458,6 +461,7 @@ do_invite(struct conn *c, struct rvcmd *m)
 	}
 	if (p == c)
 		return conn_send(c, "ERR %s cannot invite yourself", m->id);
+	pfd = p->fd;
 	if (sess_find(m->id) != NULL)
 		return conn_send(c, "ERR %s session exists", m->id);
 	if (c->nsess >= SESS_PER_CONN)
@@ -479,7 +483,11 @@ do_invite(struct conn *c, struct rvcmd *m)
 	invite_addrs(c, m, addrs, sizeof(addrs));
 	conn_send(p, "INVITE %s %s %s%s%s", c->name, s->id, m->token,
 	    addrs[0] ? " " : "", addrs);
-	conn_send(c, "SENT %s", s->id);
+	/* The listener's standing candidates save the inviter a round trip. */
+	if (conns[pfd] == p && p->addrs != NULL)
+		conn_send(c, "SENT %s %s", s->id, p->addrs);
+	else
+		conn_send(c, "SENT %s", s->id);
 }
 
 /* MSG id word...: pass it to the other party of the session. */
@@ -521,6 +529,39 @@ do_relay(struct conn *c, struct rvcmd *m)
 	conn_send(c, "SENT %s", m->id);
 }
 
+/*
+ * ADDR word...: a listener's standing candidates, kept to answer INVITE
+ * with, and the address we see it at with its first port added.
+ */
+static void
+do_addr(struct conn *c, struct rvcmd *m)
+{
+	char buf[LINE_MAX_ + 1], pub[ADDR_STR];
+	struct addr a, first;
+	int i, have = 0;
+
+	if (c->state != ST_LISTEN)
+		return conn_refuse(c, "ADDR is for listeners");
+	words_join(m->addrs, m->naddr, buf, sizeof(buf));
+	for (i = 0; i < m->naddr && m->addrs[i][0] != ':'; i++)
+		;
+	if (i > 0 && addr_numeric(c->observed, &a) == 0 &&
+	    addr_numeric(m->addrs[0], &first) == 0) {
+		addr_setport((struct sockaddr *)&a.ss,
+		    addr_port((struct sockaddr *)&first.ss));
+		addr_fmt((struct sockaddr *)&a.ss, pub, sizeof(pub));
+		for (i = 0; i < m->naddr; i++)
+			have |= strcmp(m->addrs[i], pub) == 0;
+		if (!have && m->naddr < TICKET_ADDRS) {
+			strlcat(buf, " ", sizeof(buf));
+			strlcat(buf, pub, sizeof(buf));
+		}
+	}
+	free(c->addrs);
+	c->addrs = buf[0] != '\0' ? strdup(buf) : NULL;
+	vlog("addr %s: %s", c->name, buf);
+}
+
 /* Act on one complete line from c. */
 static void
 conn_line(struct conn *c, char *line)
@@ -546,6 +587,8 @@ conn_line(struct conn *c, char *line)
 		return do_invite(c, &m);
 	if (m.verb == RV_MSG)
 		return do_msg(c, &m);
+	if (m.verb == RV_ADDR)
+		return do_addr(c, &m);
 	do_relay(c, &m);
 }
 

@@ -211,6 +211,16 @@ main(int argc, char *argv[])
 			why = "peer not logged on";
 			break;
 		}
+		if (strcmp(w[0], "SENT") == 0 && n > 2) {
+			/* The peer's standing candidates, from rvd: race at once. */
+			take_cands(&t, w + 2, n - 2);
+			if (early && !passed && t.naddr > 0) {
+				vlog("racing %s: passing its candidates on", t.peer);
+				pass_on(&t, "racing the peer's dial");
+				passed = 1;
+			}
+			continue;
+		}
 		if (strcmp(w[0], "MSG") != 0 || n < 3)
 			continue;
 		if (strcmp(w[2], "CAND") == 0) {

@@ -213,6 +213,8 @@ on_relay(char **w, int n)
 static void
 rv_connect(void)
 {
+	char words[LINE_MAX_];
+
 	if (now_ms() < rv_retry)
 		return;
 	if (rv_logon(&rv, rvaddr, "LISTEN", name, secret, NULL, 5000) == -1) {
@@ -233,6 +235,9 @@ rv_connect(void)
 	backoff = 1000;
 	rv_last = now_ms();
 	logline("logged on to %s as %s, seen at %s", rvaddr, name, rv.observed);
+	/* rvd hands these to an inviter at once, before we hear of it. */
+	cand_words(words, sizeof(words));
+	rv_send(&rv, "ADDR%s", words);
 }
 
 /* Drop the rvd connection; the main loop logs on again. */
