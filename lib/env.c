@@ -54,7 +54,10 @@ dial_budget_ms(int flag_s, int rtt_ms)
 
 	if (flag_s > 0 || rtt_ms <= 0)
 		return cap;
+	/* At least 400 ms: on a short path a busy host, not the path, is slow. */
 	b = 4 * rtt_ms + 200;
+	if (b < 400)
+		b = 400;
 	return b < cap ? b : cap;
 }
 
