@@ -145,5 +145,8 @@ ladder_stop(struct ladder *l)
 			close(l->out);
 	}
 	close(l->sock);
+	/* Our own SIGTERM ended it: the ladder did not connect, nothing broke. */
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM)
+		return EX_NOTCONN;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : EX_SYSTEM;
 }

@@ -94,6 +94,7 @@ main(int argc, char *argv[])
 	vlog("connected via %s to %s%s%s", w[0], w[1], strcmp(w[2], "-") ?
 	    " as " : "", strcmp(w[2], "-") ? w[2] : "");
 	if (passfd) {
+		fd_keepalive(fd);
 		if (fd_send(1, fd, line) == -1)
 			err(EX_SYSTEM, "unable to pass the connection on stdout");
 		return EX_CONNECTED;

@@ -18,5 +18,10 @@ shift $((OPTIND - 1))
 [ $# -ge 1 ] || usage
 peer=$1
 shift
+# The default ladder needs rvd: say so plainly rather than as a failed rung.
+if [ -z "${P2P_LADDER:-}" ] && [ -z "${P2P_RVD:-}" ]; then
+	echo "p2pdial: no rendezvous address: set P2P_RVD" >&2
+	exit 100
+fi
 ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect $v | dialport $v | dialproxy $v | relaycat $v"}
 exec p2pcatch -n p2pdial $F $v -P "$peer" "$ladder" "$@"

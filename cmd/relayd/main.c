@@ -2,6 +2,8 @@
  * relayd: hand out relay session ids, pair two connections by id and splice
  * them together. One process, one epoll loop, no thread per session: the data
  * path is splice(2) socket -> pipe -> socket, so no byte is copied to user space.
+ * A direction holds a pipe only while its bytes are in flight, taken from a
+ * small pool: an idle session costs its two sockets and nothing more.
  */
 #include <sys/epoll.h>
 #include <sys/queue.h>
@@ -28,9 +30,14 @@
 #define ACCEPT_BURST	64	/* accepts per wakeup, so a flood cannot hog the loop */
 #define READ_BUDGET	8	/* pipe loads per direction per wakeup, for fairness */
 #define SPLICE_MAX	(1 << 20)	/* per splice call; the pipe's room limits it */
-#define FDS_PER_SESS	6	/* two sockets and two pipes */
+#define FDS_PER_SESS	2	/* two sockets; pipes are reserved apart */
 #define FDS_SPARE	16	/* stdio, listener, epoll, signalfd, slack */
 #define PAUSE_MS	250	/* how long to stop accepting when out of fds */
+#define PIPES_MAX	256	/* pipes open at once, in use or spare */
+#define POOL_MAX	64	/* spare pipes kept for the next direction */
+#define POOL_TRIM_MS	500	/* spares unused this long are closed */
+#define PIPE_SIZE	(256 << 10)	/* ~20% faster than the default 64 KiB */
+#define SRC_MIN		256	/* the per-address cap on unjoined sessions, at least */
 #define SESS_ID_BYTES	(ID_HEX / 2)
 
 /* What an epoll event points at; the first byte of every such object. */
@@ -52,17 +59,27 @@ struct end {
 	bool wr;		/* may be writable */
 	bool eof;		/* read side has ended */
 	bool done;		/* eof passed on: the other side was shut for writing */
+	bool pwait;		/* on pwaitq: has bytes to move but no pipe */
 	int fd;
+	TAILQ_ENTRY(end) plink;	/* pwaitq */
+};
+
+/* The unjoined sessions of one source address (of an IPv6 one, its /64). */
+struct src {
+	uint8_t key[16];
+	int n;
+	struct src *next;	/* hash chain */
 };
 
 /* A session: unjoined (waiting for JOIN) or paired (splicing). */
 struct sess {
 	struct end end[2];	/* 0: the NEW side, 1: the JOIN side */
-	int pipe[2][2];		/* pipe[d] carries end[d]'s bytes to end[!d] */
+	int pipe[2][2];		/* pipe[d] carries end[d]'s bytes to end[!d], or -1 */
 	uint32_t inpipe[2];	/* bytes sitting in pipe[d] */
 	uint64_t bytes[2];	/* bytes delivered from end[d] to end[!d] */
 	long t0;		/* creation, then pairing time (ms) */
 	bool paired;
+	struct src *src;	/* while unjoined: its NEW side's address */
 	struct sess *hnext;	/* hash chain */
 	TAILQ_ENTRY(sess) link;	/* waiting list (unjoined) or graveyard */
 	char id[ID_HEX + 1];
@@ -70,20 +87,34 @@ struct sess {
 
 TAILQ_HEAD(pendq, pend);
 TAILQ_HEAD(sessq, sess);
+TAILQ_HEAD(endq, end);
 
 static struct pendq pending = TAILQ_HEAD_INITIALIZER(pending);
 static struct pendq pendgrave = TAILQ_HEAD_INITIALIZER(pendgrave);
 static struct sessq waiting = TAILQ_HEAD_INITIALIZER(waiting);
 static struct sessq sessgrave = TAILQ_HEAD_INITIALIZER(sessgrave);
+static struct endq pwaitq = TAILQ_HEAD_INITIALIZER(pwaitq);	/* by age */
 
 static struct sess **htab;	/* sessions by id, unjoined and paired */
 static size_t hmask;
+static struct src **stab;	/* sources of unjoined sessions, by address */
+static size_t smask;
+static uint32_t ssalt;		/* so that no one can aim at a hash chain */
+
+static int pool[POOL_MAX][2];	/* spare pipes, empty */
+static int npool, pool_low;	/* spares now; fewest since the last trim */
+static long pool_trim_at;
+static int npipes;		/* pipes open, in use or spare */
+static int pipes_max = PIPES_MAX;
+static int npwait;
+static bool pipe_failed_told;
 
 static int ep = -1, lfd = -1, sfd = -1;
 static uint8_t klisten = K_LISTEN, ksignal = K_SIGNAL;
 static int npend, nsess, npaired;
 static int maxsess = 10000;
 static int pend_max = 1024;	/* connections that have not sent their line yet */
+static int src_max = SRC_MIN;	/* unjoined sessions per source address */
 static long expire_ms = 30000;
 static long accept_resume;	/* when accepting was paused, when to resume */
 static bool accept_paused_told;
@@ -174,6 +205,164 @@ sess_of(struct end *e)
 	return (struct sess *)((char *)(e - e->side) - offsetof(struct sess, end));
 }
 
+/* The key of fd's peer address: an IPv4 one as IPv4-mapped IPv6, so that
+ * both listeners agree, and an IPv6 one cut to its /64, since a host is
+ * given a whole /64 and would otherwise count as 2^64 sources. */
+static void
+src_key(int fd, uint8_t key[16])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+	memset(key, 0, 16);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	} else if (ss.ss_family == AF_INET6)
+		memcpy(key, &s6->sin6_addr,
+		    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ? 16 : 8);
+}
+
+/* Count one more unjoined session from fd's address; NULL if out of memory. */
+static struct src *
+src_get(int fd)
+{
+	uint8_t key[16];
+	uint32_t h = ssalt;
+	struct src *sr;
+	int i;
+
+	src_key(fd, key);
+	for (i = 0; i < 16; i++)	/* FNV-1a */
+		h = (h ^ key[i]) * 16777619u;
+	for (sr = stab[h & smask]; sr != NULL; sr = sr->next)
+		if (memcmp(sr->key, key, 16) == 0)
+			break;
+	if (sr == NULL) {
+		if ((sr = calloc(1, sizeof(*sr))) == NULL)
+			return NULL;
+		memcpy(sr->key, key, 16);
+		sr->next = stab[h & smask];
+		stab[h & smask] = sr;
+	}
+	sr->n++;
+	return sr;
+}
+
+/* Count one fewer; forget an address with no unjoined session left. */
+static void
+src_put(struct src *sr)
+{
+	struct src **p;
+	uint32_t h = ssalt;
+	int i;
+
+	if (--sr->n > 0)
+		return;
+	for (i = 0; i < 16; i++)
+		h = (h ^ sr->key[i]) * 16777619u;
+	for (p = &stab[h & smask]; *p != sr; p = &(*p)->next)
+		;
+	*p = sr->next;
+	free(sr);
+}
+
+/* Give direction d of s a pipe: a spare one, or a new one, made big if the
+ * kernel lets us (past fs.pipe-user-pages-soft it does not; the default
+ * size works too). -1 when PIPES_MAX are open or none can be made. */
+static int
+pipe_get(struct sess *s, int d)
+{
+	int *p = s->pipe[d];
+
+	if (npool > 0) {
+		npool--;
+		p[0] = pool[npool][0];
+		p[1] = pool[npool][1];
+		pool_low = npool < pool_low ? npool : pool_low;
+		return 0;
+	}
+	if (npipes >= pipes_max)
+		return -1;
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1) {
+		if (!pipe_failed_told)
+			logline("pipe: %s; directions wait", strerror(errno));
+		pipe_failed_told = true;
+		p[0] = p[1] = -1;
+		return -1;
+	}
+	pipe_failed_told = false;
+	(void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
+	npipes++;
+	return 0;
+}
+
+/* Take direction d's pipe back: to the pool if it is empty and there is
+ * room, else closed (one that still holds bytes is of no use to anyone). */
+static void
+pipe_put(struct sess *s, int d)
+{
+	int *p = s->pipe[d];
+
+	if (p[0] == -1)
+		return;
+	if (s->inpipe[d] == 0 && npool < POOL_MAX) {
+		pool[npool][0] = p[0];
+		pool[npool][1] = p[1];
+		npool++;
+	} else {
+		close(p[0]);
+		close(p[1]);
+		npipes--;
+	}
+	p[0] = p[1] = -1;
+	s->inpipe[d] = 0;
+}
+
+/* Close the spares that nobody took since the last trim, so that a relay
+ * gone quiet gives its pipes back. */
+static void
+pool_trim(long now)
+{
+	if (now < pool_trim_at)
+		return;
+	while (pool_low > 0 && npool > 0) {
+		npool--;
+		pool_low--;
+		close(pool[npool][0]);
+		close(pool[npool][1]);
+		npipes--;
+	}
+	pool_low = npool;
+	pool_trim_at = now + POOL_TRIM_MS;
+}
+
+/* Queue e's direction until a pipe is free: its socket stays readable, and
+ * epoll, edge-triggered, will not say so again. */
+static void
+pipe_wait(struct end *e)
+{
+	if (e->pwait)
+		return;
+	e->pwait = true;
+	TAILQ_INSERT_TAIL(&pwaitq, e, plink);
+	npwait++;
+}
+
+/* Take e off the queue of directions waiting for a pipe, if it is on it. */
+static void
+pipe_unwait(struct end *e)
+{
+	if (!e->pwait)
+		return;
+	e->pwait = false;
+	TAILQ_REMOVE(&pwaitq, e, plink);
+	npwait--;
+}
+
 /* Close a session's fds and bury it; freed after this batch of events,
  * since a later event in the same batch may still point at it. */
 static void
@@ -184,17 +373,17 @@ sess_bury(struct sess *s)
 	for (d = 0; d < 2; d++) {
 		if (s->end[d].fd != -1)
 			close(s->end[d].fd);
-		if (s->pipe[d][0] != -1) {
-			close(s->pipe[d][0]);
-			close(s->pipe[d][1]);
-		}
+		pipe_put(s, d);
+		pipe_unwait(&s->end[d]);
 		s->end[d].kind = K_DEAD;
 	}
 	sess_unhash(s);
 	if (s->paired)
 		npaired--;
-	else
+	else {
 		TAILQ_REMOVE(&waiting, s, link);
+		src_put(s->src);
+	}
 	nsess--;
 	TAILQ_INSERT_TAIL(&sessgrave, s, link);
 }
@@ -263,22 +452,6 @@ pend_refuse(struct pend *p, const char *why)
 	pend_bury(p);
 }
 
-/* Make the two pipes of a newly paired session. They keep the default size
- * (64 KiB): 256 KiB gained ~15% on loopback but costs every idle session
- * ~4 KiB more of kernel memory and uses up fs.pipe-user-pages-soft 4x sooner. */
-static int
-pipe_open(struct sess *s)
-{
-	int d;
-
-	for (d = 0; d < 2; d++)
-		if (pipe2(s->pipe[d], O_NONBLOCK | O_CLOEXEC) == -1)
-			return -1;
-	vlog("session %s: pipes of %d bytes", s->id,
-	    fcntl(s->pipe[0][1], F_GETPIPE_SZ));
-	return 0;
-}
-
 /* Socket options for a long-lived relayed stream. */
 static void
 sock_tune(int fd)
@@ -306,6 +479,7 @@ end_rearm(struct end *e)
 /* Move what direction d can move now: drain the pipe into the far socket,
  * refill it from the near one only once it is empty (so EAGAIN on the read
  * means "no input", never "pipe full"), and pass EOF on as a half-close.
+ * The pipe is held only while bytes are in it or more are coming at once.
  * Returns -1 with errno on a socket error. */
 static int
 pump_dir(struct sess *s, int d)
@@ -330,31 +504,32 @@ pump_dir(struct sess *s, int d)
 			s->bytes[d] += n;
 			continue;
 		}
-		if (src->eof) {
-			if (!src->done) {
-				(void)shutdown(dst->fd, SHUT_WR);
-				src->done = true;
-			}
+		if (src->eof || !src->rd || budget-- == 0)
+			break;
+		if (s->pipe[d][0] == -1 && pipe_get(s, d) == -1) {
+			pipe_wait(src);
 			return 0;
 		}
-		if (!src->rd)
-			return 0;
-		if (budget-- == 0) {
-			end_rearm(src);
-			return 0;
-		}
+		pipe_unwait(src);
 		n = splice(src->fd, NULL, s->pipe[d][1], NULL, SPLICE_MAX,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n == -1) {
 			if (errno != EAGAIN)
 				return -1;
 			src->rd = false;
-			return 0;
-		}
-		if (n == 0)
+		} else if (n == 0)
 			src->eof = true;
-		s->inpipe[d] += n;
+		else
+			s->inpipe[d] += n;
 	}
+	/* Drained: another direction may have the pipe. */
+	pipe_put(s, d);
+	if (src->eof && !src->done) {
+		(void)shutdown(dst->fd, SHUT_WR);
+		src->done = true;
+	} else if (!src->eof && src->rd)
+		end_rearm(src);		/* the budget is spent */
+	return 0;
 }
 
 /* Run both directions of a paired session; close it when both have ended. */
@@ -367,7 +542,24 @@ pump(struct sess *s)
 		sess_close(s, 0);
 }
 
-/* Start splicing a session whose JOIN side has just arrived on fd. */
+/* Let directions that waited for a pipe go on, oldest first, while there
+ * are pipes to give; each is tried once per round at most, so a pipe(2)
+ * that keeps failing cannot spin (a pump may also take others off). */
+static void
+pipe_wake(void)
+{
+	struct end *e;
+	int n;
+
+	for (n = npwait; n > 0 && (npool > 0 || npipes < pipes_max) &&
+	    (e = TAILQ_FIRST(&pwaitq)) != NULL; n--) {
+		pipe_unwait(e);
+		pump(sess_of(e));
+	}
+}
+
+/* Start splicing a session whose JOIN side has just arrived on fd; the
+ * pipes come later, with the first bytes. */
 static void
 sess_pair(struct sess *s, int fd)
 {
@@ -376,14 +568,9 @@ sess_pair(struct sess *s, int fd)
 
 	s->end[1].fd = fd;
 	logline("session %s joined from %s", s->id, fd_peername(fd, a, sizeof(a)));
-	if (pipe_open(s) == -1) {
-		logline("session %s: pipe: %s", s->id, strerror(errno));
-		refuse(fd, "relay out of resources");
-		s->end[1].fd = -1;
-		sess_drop(s, "relay out of resources");
-		return;
-	}
 	TAILQ_REMOVE(&waiting, s, link);
+	src_put(s->src);
+	s->src = NULL;
 	s->paired = true;
 	s->t0 = now_ms();
 	npaired++;
@@ -401,11 +588,14 @@ sess_pair(struct sess *s, int fd)
 	pump(s);
 }
 
-/* NEW: open a session, hand out its id and park the connection. */
+/* NEW: open a session, hand out its id and park the connection. One
+ * address may hold only src_max unjoined sessions, so that a flood from it
+ * leaves room for everyone else. */
 static void
 cmd_new(struct pend *p)
 {
 	char a[ADDR_STR], line[ID_HEX + 16];
+	struct src *sr;
 	struct sess *s;
 	size_t h;
 
@@ -413,10 +603,23 @@ cmd_new(struct pend *p)
 		pend_refuse(p, "too many sessions");
 		return;
 	}
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
+	if ((sr = src_get(p->fd)) == NULL) {
 		pend_refuse(p, "relay out of resources");
 		return;
 	}
+	if (sr->n > src_max) {
+		src_put(sr);
+		logline("%s: %d unjoined sessions from this address already",
+		    fd_peername(p->fd, a, sizeof(a)), src_max);
+		pend_refuse(p, "too many sessions");
+		return;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		src_put(sr);
+		pend_refuse(p, "relay out of resources");
+		return;
+	}
+	s->src = sr;
 	do
 		hex_random(s->id, SESS_ID_BYTES);
 	while (sess_find(s->id) != NULL);
@@ -436,7 +639,8 @@ cmd_new(struct pend *p)
 	snprintf(line, sizeof(line), "SESSION %s", s->id);
 	reply(s->end[0].fd, line);
 	/* Only a hang-up matters now; any early data stays queued in the
-	 * socket until it can be spliced to the peer. */
+	 * socket until it can be spliced to the peer (EPOLLRDHUP: see
+	 * sess_hup). */
 	if (ep_set(EPOLL_CTL_MOD, s->end[0].fd, EPOLLRDHUP | EPOLLET,
 	    &s->end[0]) == -1)
 		sess_drop(s, "relay out of resources");
@@ -600,6 +804,26 @@ on_signal(void)
 		sess_drop(s, "shutting down");
 }
 
+/* An event on an unjoined session's NEW side: drop it if the client is gone.
+ * A FIN alone does not say so, since a client may half-close early, and a
+ * close(2) sends the same FIN. So: an error or a reset (EPOLLERR, EPOLLHUP)
+ * is gone; a FIN after bytes is a half-close, kept for the peer with its
+ * bytes; a FIN with nothing before it is taken as gone, and the error line
+ * reaches a client that did only half-close, which then knows. */
+static void
+sess_hup(struct sess *s, uint32_t events)
+{
+	ssize_t n;
+	char c;
+
+	if (!(events & (EPOLLERR | EPOLLHUP))) {
+		n = recv(s->end[0].fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n > 0 || (n == -1 && errno == EAGAIN))
+			return;
+	}
+	sess_drop(s, "client hung up");
+}
+
 /* Dispatch one epoll event by the kind of object it points at. */
 static void
 on_event(struct epoll_event *ev)
@@ -620,8 +844,8 @@ on_event(struct epoll_event *ev)
 		break;
 	case K_END:
 		s = sess_of(e);
-		if (!s->paired) {	/* the NEW side hung up while waiting */
-			sess_drop(s, "client hung up");
+		if (!s->paired) {
+			sess_hup(s, ev->events);
 			break;
 		}
 		if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -633,13 +857,15 @@ on_event(struct epoll_event *ev)
 	}
 }
 
-/* Drop clients past their deadline; both lists are in deadline order. */
+/* Drop clients past their deadline (both lists are in deadline order), and
+ * trim the pool of spare pipes. */
 static void
 expire(long now)
 {
 	struct pend *p;
 	struct sess *s;
 
+	pool_trim(now);
 	while ((p = TAILQ_FIRST(&pending)) != NULL &&
 	    now - p->t0 >= FIRSTLINE_MS)
 		pend_refuse(p, "timeout");
@@ -667,6 +893,12 @@ next_timeout(long now)
 	}
 	if (accept_resume != 0)
 		t = (t == -1 || accept_resume < t) ? accept_resume : t;
+	if (npool > 0)
+		t = (t == -1 || pool_trim_at < t) ? pool_trim_at : t;
+	/* Retry a pipe(2) that failed with none in use, which nothing else
+	 * would wake. */
+	if (npwait > 0 && (t == -1 || now + PAUSE_MS < t))
+		t = now + PAUSE_MS;
 	if (t == -1)
 		return -1;
 	return t <= now ? 0 : (int)(t - now);
@@ -685,18 +917,25 @@ loop(void)
 			err(EX_SYSTEM, "epoll_wait");
 		for (i = 0; i < n; i++)
 			on_event(&ev[i]);
+		pipe_wake();
 		expire(now_ms());
 		grave_empty();
 	}
 }
 
-/* Raise the fd limit to what maxsess needs, or lower maxsess (and the cap on
- * pending connections) to fit it, so that pairing never fails for want of fds. */
+/* Raise the fd limit to what maxsess needs, or lower maxsess (and the caps
+ * on pending connections and pipes) to fit it, so that neither pairing nor
+ * a pipe ever fails for want of fds. */
 static void
 fit_fd_limit(void)
 {
 	struct rlimit rl;
-	rlim_t need = (rlim_t)maxsess * FDS_PER_SESS + pend_max + FDS_SPARE;
+	rlim_t need, left;
+
+	if (pipes_max > 2 * maxsess)	/* more could never be in use */
+		pipes_max = 2 * maxsess;
+	need = (rlim_t)maxsess * FDS_PER_SESS + 2 * pipes_max + pend_max +
+	    FDS_SPARE;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		err(EX_SYSTEM, "getrlimit");
@@ -717,14 +956,19 @@ fit_fd_limit(void)
 		    (unsigned long long)rl.rlim_cur);
 	if (pend_max > (int)(rl.rlim_cur / 4))
 		pend_max = (int)(rl.rlim_cur / 4);
-	if (maxsess > (int)((rl.rlim_cur - pend_max - FDS_SPARE) / FDS_PER_SESS))
-		maxsess = (int)((rl.rlim_cur - pend_max - FDS_SPARE) /
-		    FDS_PER_SESS);
-	logline("fd limit %llu allows only %d sessions, %d pending connections",
-	    (unsigned long long)rl.rlim_cur, maxsess, pend_max);
+	if (pipes_max > (int)(rl.rlim_cur / 8))
+		pipes_max = (int)(rl.rlim_cur / 8);
+	left = rl.rlim_cur - pend_max - 2 * pipes_max - FDS_SPARE;
+	if (maxsess > (int)(left / FDS_PER_SESS))
+		maxsess = (int)(left / FDS_PER_SESS);
+	logline("fd limit %llu allows only %d sessions, %d pending connections, "
+	    "%d pipes", (unsigned long long)rl.rlim_cur, maxsess, pend_max,
+	    pipes_max);
 }
 
-/* Size the id table to the session limit. */
+/* Size the id and address tables to the session limit, and cap the
+ * unjoined sessions of one address at a sixteenth of it (SRC_MIN at least,
+ * for the many clients behind one NAT). */
 static void
 htab_init(void)
 {
@@ -732,9 +976,12 @@ htab_init(void)
 
 	while (n < (size_t)maxsess)
 		n <<= 1;
-	if ((htab = calloc(n, sizeof(*htab))) == NULL)
+	if ((htab = calloc(n, sizeof(*htab))) == NULL ||
+	    (stab = calloc(n, sizeof(*stab))) == NULL)
 		err(EX_SYSTEM, "calloc");
-	hmask = n - 1;
+	hmask = smask = n - 1;
+	ssalt = arc4random();
+	src_max = maxsess / 16 > SRC_MIN ? maxsess / 16 : SRC_MIN;
 }
 
 /* Become pw's user, once the port is bound. */
@@ -767,8 +1014,9 @@ setup(const char *addr)
 	    ep_set(EPOLL_CTL_ADD, lfd, EPOLLIN, &klisten) == -1 ||
 	    ep_set(EPOLL_CTL_ADD, sfd, EPOLLIN, &ksignal) == -1)
 		err(EX_SYSTEM, "epoll");
-	logline("listening on %s, at most %d sessions, expiry %ld s",
-	    fd_sockname(lfd, a, sizeof(a)), maxsess, expire_ms / 1000);
+	logline("listening on %s, at most %d sessions (%d unjoined per address), "
+	    "expiry %ld s", fd_sockname(lfd, a, sizeof(a)), maxsess, src_max,
+	    expire_ms / 1000);
 }
 
 /* Parse a decimal option argument within [lo, hi], else usage. */

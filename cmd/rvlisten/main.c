@@ -51,7 +51,7 @@ static struct sess sess[MAXSESS];
 static struct hs hs[MAXHS];
 static char **prog;
 static int keepalive_ms = 25000;
-static long rv_last, rv_retry, backoff = 1000;
+static long rv_last, rv_pinged, rv_retry, backoff = 1000;
 static volatile sig_atomic_t stopping;
 
 static void
@@ -75,6 +75,7 @@ serve(int fd, const char *via, const char *peer)
 		warn("fork");
 	} else if (pid == 0) {
 		unsetenv("P2PFD");
+		unsetenv("P2P_V");
 		signal(SIGPIPE, SIG_DFL);
 		_exit(deliver(fd, &(struct conninfo){ via, peer }, prog,
 		    SIDE_ANSWER));
@@ -337,12 +338,19 @@ hs_input(struct hs *h)
 			continue;
 		}
 		h->buf[h->len] = '\0';
+		if (h->len > 0 && h->buf[h->len - 1] == '\r')
+			h->buf[--h->len] = '\0';
 		if (line_words(h->buf, w, 4) != 3 || strcmp(w[0], "P2P") != 0 ||
-		    !hex_valid(w[1], ID_HEX) || (s = sess_find(w[1])) == NULL ||
-		    s->done || s->token[0] == '\0' ||
-		    hs_answer(h->fd, w[2], s->token) == -1) {
+		    !hex_valid(w[1], ID_HEX) || !hex_valid(w[2], ID_HEX)) {
+			logline("refused a dialer: bad handshake");
+			line_write(h->fd, 100, "ERR bad handshake");
+			goto drop;
+		}
+		/* One OK per session: the first connection taken is the one. */
+		s = sess_find(w[1]);
+		if (hs_answer(h->fd, w[2], s != NULL && !s->done &&
+		    s->token[0] != '\0' ? s->token : NULL) == -1) {
 			logline("refused a dialer: wrong session or token");
-			line_write(h->fd, 100, "ERR bad token");
 			goto drop;
 		}
 		s->done = 1;
@@ -401,8 +409,12 @@ tick(void)
 		rv_connect();
 	else if (now - rv_last > 3 * keepalive_ms)
 		rv_lost("keepalive timeout");
-	else if (now - rv_last > keepalive_ms && rv_send(&rv, "PING") == -1)
-		rv_lost(strerror(errno));
+	else if (now - rv_last > keepalive_ms && now - rv_pinged > keepalive_ms) {
+		/* One PING a period of silence: any answer resets rv_last. */
+		rv_pinged = now;
+		if (rv_send(&rv, "PING") == -1)
+			rv_lost(strerror(errno));
+	}
 }
 
 static void
