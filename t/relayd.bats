@@ -62,7 +62,7 @@ start_relayd() {
 			kill -0 "$RELAYD_PID" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill "$RELAYD_PID" 2>/dev/null; wait "$RELAYD_PID" 2>/dev/null
+		kill "$RELAYD_PID" 2>/dev/null; wait "$RELAYD_PID" 2>/dev/null || :
 	done
 	echo "relayd did not start:"; cat "$RELAYD_LOG"; return 1
 }
