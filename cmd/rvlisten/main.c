@@ -417,6 +417,71 @@ tick(void)
 	}
 }
 
+/* What a polled descriptor belongs to. */
+enum { W_RVD, W_LISTENER, W_HANDSHAKE, W_LADDER, W_LADDER_OUT };
+
+/* Add fd to the poll set as what (kind) of whose. */
+static void
+watch(struct pollfd *p, void **who, int *kind, int *n, int fd, int k, void *w)
+{
+	p[*n] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	who[*n] = w;
+	kind[(*n)++] = k;
+}
+
+/* The poll set: rvd, our listeners, dialers in handshake, running ladders. */
+static int
+watch_all(struct pollfd *p, void **who, int *kind)
+{
+	int i, n = 0;
+
+	if (rvup)
+		watch(p, who, kind, &n, rv.fd, W_RVD, NULL);
+	for (i = 0; i < nlisten; i++)
+		watch(p, who, kind, &n, lfd[i], W_LISTENER, (void *)(long)i);
+	for (i = 0; i < MAXHS; i++)
+		if (hs[i].fd != -1)
+			watch(p, who, kind, &n, hs[i].fd, W_HANDSHAKE, &hs[i]);
+	for (i = 0; i < MAXSESS; i++) {
+		if (!sess[i].used || !sess[i].running)
+			continue;
+		watch(p, who, kind, &n, sess[i].l.sock, W_LADDER, &sess[i]);
+		if (sess[i].l.out != -1)
+			watch(p, who, kind, &n, sess[i].l.out, W_LADDER_OUT, &sess[i]);
+	}
+	return n;
+}
+
+/* Act on one ready descriptor; an earlier one may have ended its owner. */
+static void
+dispatch(int kind, void *who)
+{
+	struct sess *s = who;
+	struct hs *h = who;
+
+	switch (kind) {
+	case W_RVD:
+		if (rvup)
+			rv_input();
+		break;
+	case W_LISTENER:
+		hs_accept((int)(long)who);
+		break;
+	case W_HANDSHAKE:
+		if (h->fd != -1)
+			hs_input(h);
+		break;
+	case W_LADDER:
+		if (s->running)
+			ladder_input(s);
+		break;
+	case W_LADDER_OUT:
+		if (s->running)
+			ladder_readout(&s->l);
+		break;
+	}
+}
+
 static void
 on_term(int sig)
 {
@@ -489,64 +554,14 @@ main(int argc, char *argv[])
 		hs[i].fd = -1;
 	rv_connect();
 	while (!stopping) {
-		n = 0;
-		if (rvup) {
-			p[n] = (struct pollfd){ .fd = rv.fd, .events = POLLIN };
-			kind[n++] = 0;
-		}
-		for (i = 0; i < nlisten; i++) {
-			p[n] = (struct pollfd){ .fd = lfd[i], .events = POLLIN };
-			who[n] = (void *)(long)i;
-			kind[n++] = 1;
-		}
-		for (i = 0; i < MAXHS; i++)
-			if (hs[i].fd != -1) {
-				p[n] = (struct pollfd){ .fd = hs[i].fd, .events = POLLIN };
-				who[n] = &hs[i];
-				kind[n++] = 2;
-			}
-		for (i = 0; i < MAXSESS; i++)
-			if (sess[i].used && sess[i].running) {
-				p[n] = (struct pollfd){ .fd = sess[i].l.sock,
-				    .events = POLLIN };
-				who[n] = &sess[i];
-				kind[n++] = 3;
-				if (sess[i].l.out != -1) {
-					p[n] = (struct pollfd){ .fd = sess[i].l.out,
-					    .events = POLLIN };
-					who[n] = &sess[i];
-					kind[n++] = 4;
-				}
-			}
+		n = watch_all(p, who, kind);
 		if (rvup && rv.lb.len > 0)
 			rv_input();
 		if (poll(p, n, 1000) == -1 && errno != EINTR)
 			err(EX_SYSTEM, "poll");
-		for (i = 0; i < n; i++) {
-			if (p[i].revents == 0)
-				continue;
-			switch (kind[i]) {
-			case 0:
-				if (rvup)
-					rv_input();
-				break;
-			case 1:
-				hs_accept((int)(long)who[i]);
-				break;
-			case 2:
-				if (((struct hs *)who[i])->fd != -1)
-					hs_input(who[i]);
-				break;
-			case 3:
-				if (((struct sess *)who[i])->running)
-					ladder_input(who[i]);
-				break;
-			case 4:
-				if (((struct sess *)who[i])->running)
-					ladder_readout(&((struct sess *)who[i])->l);
-				break;
-			}
-		}
+		for (i = 0; i < n; i++)
+			if (p[i].revents != 0)
+				dispatch(kind[i], who[i]);
 		tick();
 	}
 	logline("stopping");
