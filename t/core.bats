@@ -125,3 +125,14 @@ dial() {
 	[[ "$output" == *"ERR - ADDR is for listeners"* ]]
 	wait
 }
+
+@test "rvd drops a peer that stops answering its keepalives" {
+	lab_bg rv rvd -v -k 1 198.51.100.1:7072
+	log=$LAB_BG_LOG
+	lab_wait_port rv 198.51.100.1 7072
+	# Logs on, then neither reads nor answers PING.
+	lab pub bash -c 'exec 3<>/dev/tcp/198.51.100.1/7072; printf "LISTEN ghost\n" >&3; sleep 4' &
+	sleep 3.5
+	grep -q "close ghost 198.51.100.4:[0-9]*: keepalive timeout" "$log"
+	wait
+}
