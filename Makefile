@@ -62,13 +62,17 @@ check: deps
 	$(MAKE) all
 	$(MAKE) O=san XCFLAGS="$(SAN)" all
 	mandoc -Tlint -Wwarning $(MAN)
-	P2P_BIN=$(CURDIR)/san/bin P2P_UNIT=$(CURDIR)/san/t/unit \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
-	bats --print-output-on-failure t/
 	@echo "== benchmark smoke runs (tiny sizes; the figures mean nothing here)"
 	RVD=$(CURDIR)/san/bin/rvd bench/rvd --quick
 	P2P_BIN=$(CURDIR)/san/bin bench/connect --quick
 	RELAYD=$(CURDIR)/san/bin/relayd bench/relay --quick
+	@echo "== tests"
+	{ P2P_BIN=$(CURDIR)/san/bin P2P_UNIT=$(CURDIR)/san/t/unit \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
+	  bats --print-output-on-failure t/; echo $$? > san/bats.rc; } | tee san/bats.tap
+	@ok=$$(grep -c '^ok ' san/bats.tap); skip=$$(grep -c '^ok .* # skip' san/bats.tap); \
+	echo "tests: $$((ok - skip)) passed, $$(grep -c '^not ok ' san/bats.tap) failed, $$skip skipped"; \
+	exit $$(cat san/bats.rc)
 
 # The benchmarks: each prints its figures and a ratio against a peer.
 bench: all
