@@ -206,9 +206,9 @@ main(int argc, char *argv[])
 		if ((n = line_words(line, w, 40)) < 2 || strcmp(w[1], t.id) != 0)
 			continue;
 		if (strcmp(w[0], "ERR") == 0) {
-			/* An absent peer: say so plainly; the ticket still goes on. */
-			warnx("%s", n > 2 ? msg + strlen("ERR ") + ID_HEX + 1 : msg);
-			why = "peer not logged on";
+			/* An absent peer, say: rvd's words, and the ticket still goes on. */
+			why = n > 2 ? msg + strlen("ERR ") + ID_HEX + 1 : "refused by rvd";
+			warnx("%s", why);
 			break;
 		}
 		if (strcmp(w[0], "SENT") == 0 && n > 2) {
