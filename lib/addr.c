@@ -226,19 +226,13 @@ addr_locals(int port, char out[][ADDR_STR], int max)
 int
 addr_candidates(int port, const char *observed, char out[][ADDR_STR], int max)
 {
-	struct addr a;
 	char pub[ADDR_STR];
-	int n, i;
+	int n;
 
 	n = addr_locals(port, out, max);
-	if (observed == NULL || addr_numeric(observed, &a) == -1 || n >= max)
-		return n;
-	addr_setport((struct sockaddr *)&a.ss, port);
-	addr_fmt((struct sockaddr *)&a.ss, pub, sizeof(pub));
-	for (i = 0; i < n; i++)
-		if (strcmp(out[i], pub) == 0)
-			return n;
-	strlcpy(out[n++], pub, ADDR_STR);
+	if (observed != NULL && addr_withport(observed, port, pub,
+	    sizeof(pub)) == 0)
+		n = addrs_add(out, n, max, pub);
 	return n;
 }
 

@@ -419,30 +419,27 @@ do_logon(struct conn *c, struct rvcmd *m)
 }
 
 /*
- * The inviter's candidates as passed on: as it gave them, plus the address
- * we see it at with its listening port, so that it need not wait for our
- * WELCOME before it invites.
+ * Candidates w joined into buf, plus the address we see c at with the port
+ * of the first one, unless it is there already: right when c's NAT keeps
+ * ports or forwards one, and it spares c a round trip to learn it.
  */
 static void
-invite_addrs(struct conn *c, struct rvcmd *m, char *buf, size_t n)
+with_observed(struct conn *c, char **w, int n, char *buf, size_t size)
 {
-	struct addr a, first;
+	struct addr first;
 	char pub[ADDR_STR];
 	int i;
 
-	words_join(m->addrs, m->naddr, buf, n);
-	if (m->naddr == 0 || m->naddr >= TICKET_ADDRS ||
-	    addr_numeric(c->observed, &a) == -1 ||
-	    addr_numeric(m->addrs[0], &first) == -1)
+	words_join(w, n, buf, size);
+	if (n == 0 || n >= TICKET_ADDRS || addr_numeric(w[0], &first) == -1 ||
+	    addr_withport(c->observed, addr_port((struct sockaddr *)&first.ss),
+	    pub, sizeof(pub)) == -1)
 		return;
-	addr_setport((struct sockaddr *)&a.ss,
-	    addr_port((struct sockaddr *)&first.ss));
-	addr_fmt((struct sockaddr *)&a.ss, pub, sizeof(pub));
-	for (i = 0; i < m->naddr; i++)
-		if (strcmp(m->addrs[i], pub) == 0)
+	for (i = 0; i < n; i++)
+		if (strcmp(w[i], pub) == 0)
 			return;
-	strlcat(buf, " ", n);
-	strlcat(buf, pub, n);
+	strlcat(buf, " ", size);
+	strlcat(buf, pub, size);
 }
 
 /* INVITE peer id token addr...: record the session, pass it on. */
@@ -480,7 +477,7 @@ do_invite(struct conn *c, struct rvcmd *m)
 	nsessions++;
 	c->nsess++;
 	logline("invite %s -> %s %s", c->name, p->name, s->id);
-	invite_addrs(c, m, addrs, sizeof(addrs));
+	with_observed(c, m->addrs, m->naddr, addrs, sizeof(addrs));
 	conn_send(p, "INVITE %s %s %s%s%s", c->name, s->id, m->token,
 	    addrs[0] ? " " : "", addrs);
 	/* The listener's standing candidates save the inviter a round trip. */
@@ -531,32 +528,16 @@ do_relay(struct conn *c, struct rvcmd *m)
 
 /*
  * ADDR word...: a listener's standing candidates, kept to answer INVITE
- * with, and the address we see it at with its first port added.
+ * with.
  */
 static void
 do_addr(struct conn *c, struct rvcmd *m)
 {
-	char buf[LINE_MAX_ + 1], pub[ADDR_STR];
-	struct addr a, first;
-	int i, have = 0;
+	char buf[LINE_MAX_ + 1];
 
 	if (c->state != ST_LISTEN)
 		return conn_refuse(c, "ADDR is for listeners");
-	words_join(m->addrs, m->naddr, buf, sizeof(buf));
-	for (i = 0; i < m->naddr && m->addrs[i][0] != ':'; i++)
-		;
-	if (i > 0 && addr_numeric(c->observed, &a) == 0 &&
-	    addr_numeric(m->addrs[0], &first) == 0) {
-		addr_setport((struct sockaddr *)&a.ss,
-		    addr_port((struct sockaddr *)&first.ss));
-		addr_fmt((struct sockaddr *)&a.ss, pub, sizeof(pub));
-		for (i = 0; i < m->naddr; i++)
-			have |= strcmp(m->addrs[i], pub) == 0;
-		if (!have && m->naddr < TICKET_ADDRS) {
-			strlcat(buf, " ", sizeof(buf));
-			strlcat(buf, pub, sizeof(buf));
-		}
-	}
+	with_observed(c, m->addrs, m->naddr, buf, sizeof(buf));
 	free(c->addrs);
 	c->addrs = buf[0] != '\0' ? strdup(buf) : NULL;
 	vlog("addr %s: %s", c->name, buf);
