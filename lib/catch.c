@@ -32,12 +32,13 @@ child_fd(int fd, int to)
 
 /*
  * Start argv in a process group of its own, with input (a ticket, or NULL
- * for none) on its stdin, its stdout captured, and $P2PFD set to a socket
- * on which it passes back the connection it makes.
+ * for none) on its stdin, its stdout captured, $P2PFD set to a socket on
+ * which it passes back the connection it makes, and $P2PCOMMIT to the
+ * session's commitment when commit is not -1.
  */
 int
 ladder_start(struct ladder *l, char *const argv[], const char *input,
-    const char *peer)
+    const char *peer, int commit)
 {
 	int sp[2], in[2], out[2];
 	size_t n = input ? strlen(input) : 0;
@@ -58,10 +59,17 @@ ladder_start(struct ladder *l, char *const argv[], const char *input,
 		in[0] = child_high(in[0]);
 		out[1] = child_high(out[1]);
 		sp[1] = child_high(sp[1]);
+		if (commit != -1)
+			commit = child_high(commit);
 		child_fd(in[0], 0);
 		child_fd(out[1], 1);
 		child_fd(sp[1], 3);
 		setenv("P2PFD", "3", 1);
+		if (commit != -1) {
+			child_fd(commit, 4);
+			setenv("P2PCOMMIT", "4", 1);
+		} else
+			unsetenv("P2PCOMMIT");
 		if (peer != NULL)
 			setenv("P2PPEER", peer, 1);
 		execvp(argv[0], argv);

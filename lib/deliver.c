@@ -73,9 +73,9 @@ deliver(int fd, const struct conninfo *ci, char **prog, int side)
 		to = strtol(s, (char **)&e, 10);
 		if (*e != '\0' || to < 0 || to > 1 << 20)
 			errx(EX_USAGE_, "bad P2PFD: %s", s);
-		snprintf(line, sizeof(line), "%s %s %s", ci->via,
+		snprintf(line, sizeof(line), "%s %s %s%s", ci->via,
 		    fd_peername(fd, remote, sizeof(remote)),
-		    ci->peer && *ci->peer ? ci->peer : "-");
+		    ci->peer && *ci->peer ? ci->peer : "-", ci->go ? " GO" : "");
 		if (fd_send((int)to, fd, line) == -1)
 			err(EX_SYSTEM, "unable to pass the connection on P2PFD %ld",
 			    to);

@@ -73,25 +73,14 @@ line_read(int fd, char *buf, size_t n, int ms)
 	return (int)len;
 }
 
-/* Write one formatted line, giving up after ms. */
+/* Write all n bytes of buf, giving up after ms without progress. */
 int
-line_write(int fd, int ms, const char *fmt, ...)
+write_all(int fd, const char *buf, size_t n, int ms)
 {
-	char buf[LINE_MAX_ + 2];
-	va_list ap;
 	size_t off = 0;
 	ssize_t w;
-	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(buf, LINE_MAX_ + 1, fmt, ap);
-	va_end(ap);
-	if (n < 0 || n > LINE_MAX_) {
-		errno = EMSGSIZE;
-		return -1;
-	}
-	buf[n++] = '\n';
-	while (off < (size_t)n) {
+	while (off < n) {
 		if (wait_fd(fd, POLLOUT, ms) == 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -107,6 +96,25 @@ line_write(int fd, int ms, const char *fmt, ...)
 		off += w;
 	}
 	return 0;
+}
+
+/* Write one formatted line, giving up after ms. */
+int
+line_write(int fd, int ms, const char *fmt, ...)
+{
+	char buf[LINE_MAX_ + 2];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, LINE_MAX_ + 1, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n > LINE_MAX_) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	buf[n++] = '\n';
+	return write_all(fd, buf, n, ms);
 }
 
 /* Split line in place at single spaces into at most max words. */

@@ -50,6 +50,8 @@ int addr_candidates(int port, const char *observed, char out[][ADDR_STR],
 /* dial.c */
 int dial_timeout(const struct addr *a, int ms);
 int dial_host(const char *hostport, int ms);
+int dial_send(const char *hostport, const char *buf, size_t n, int ms);
+int fd_fastopen(int fd);
 int listen_tcp(const char *addrport, int backlog);
 int fd_nonblock(int fd, int on);
 int fd_cloexec(int fd);
@@ -63,9 +65,20 @@ void priv_drop(const char *user);
 struct race_hs {
 	const char *id;		/* session id sent in the P2P line */
 	const char *token;
+	int commit;		/* the session's commitment ($P2PCOMMIT), or -1 */
+	int holding;		/* a candidate of ours holds it */
+	int go;			/* out: the winner was taken with GO already */
 };
-int dial_race(char addrs[][ADDR_STR], int n, const struct race_hs *hs,
+struct ticket;
+struct race_hs *race_hs_init(struct race_hs *hs, const struct ticket *t);
+int dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
     int ms, int stagger_ms, char *why, size_t whyn, char *won, size_t wonn);
+
+/* commit.c: one commitment per session, across processes. */
+int commit_new(void);
+int commit_take(int cfd);
+void commit_give(int cfd);
+int commit_env(void);
 
 /* handshake.c */
 int hs_read(int fd, char id[ID_HEX + 1], char token[ID_HEX + 1], int ms);
@@ -75,6 +88,7 @@ int hs_answer(int fd, const char *token, const char *want);
 int line_read(int fd, char *buf, size_t n, int ms);
 int line_write(int fd, int ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+int write_all(int fd, const char *buf, size_t n, int ms);
 int line_words(char *line, char **w, int max);
 int line_printable(const char *s);
 
@@ -125,6 +139,7 @@ int copy_loop(int net, int in, int out);
 struct conninfo {
 	const char *via;	/* in out port proxy relay direct */
 	const char *peer;	/* the peer's name, or NULL */
+	int go;			/* GO went with the handshake: it is taken */
 };
 enum { SIDE_DIAL, SIDE_ANSWER };
 int deliver(int fd, const struct conninfo *ci, char **prog, int side);
@@ -186,7 +201,7 @@ struct ladder {
 	size_t taillen;
 };
 int ladder_start(struct ladder *l, char *const argv[], const char *input,
-    const char *peer);
+    const char *peer, int commit);
 int ladder_catch(struct ladder *l, char *line, size_t n, int ms);
 int ladder_stop(struct ladder *l);
 void ladder_readout(struct ladder *l);

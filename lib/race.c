@@ -15,18 +15,24 @@ enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_DONE };
 
 struct cand {
 	int fd, state;
+	int go;			/* holds the session's commitment: GO was sent */
+	const char *addr;
 	char in[64];		/* the listener's answer, a byte at a time */
 	size_t inlen;
 	const char *why;
 };
 
-/* Start connecting c to a; a failure is recorded in c, not returned. */
+/*
+ * Start connecting c to a; a failure is recorded in c, not returned. With
+ * a handshake we speak first, so the P2P line may go in the SYN.
+ */
 static void
-cand_start(struct cand *c, const char *a)
+cand_start(struct cand *c, const char *a, int fastopen)
 {
 	struct addr x;
 
 	c->state = C_DONE;
+	c->addr = a;
 	if (addr_numeric(a, &x) == -1) {
 		c->why = "bad address";
 		return;
@@ -37,6 +43,8 @@ cand_start(struct cand *c, const char *a)
 		c->why = strerror(errno);
 		return;
 	}
+	if (fastopen)
+		fd_fastopen(c->fd);
 	if (connect(c->fd, (struct sockaddr *)&x.ss, x.len) == -1 &&
 	    errno != EINPROGRESS) {
 		c->why = strerror(errno);
@@ -47,10 +55,15 @@ cand_start(struct cand *c, const char *a)
 	c->state = C_CONNECTING;
 }
 
-/* Fail c with why. */
+/* Fail c with why, giving back the commitment it held. */
 static void
-cand_fail(struct cand *c, const char *why)
+cand_fail(struct cand *c, struct race_hs *hs, const char *why)
 {
+	if (c->go) {
+		commit_give(hs->commit);
+		hs->holding = 0;
+		c->go = 0;
+	}
 	c->why = why;
 	c->state = C_DONE;
 	if (c->fd != -1)
@@ -63,7 +76,7 @@ cand_fail(struct cand *c, const char *why)
  * needs more time, and failures are recorded in c.
  */
 static int
-cand_step(struct cand *c, const struct race_hs *hs)
+cand_step(struct cand *c, struct race_hs *hs)
 {
 	int e = 0;
 	socklen_t el = sizeof(e);
@@ -73,14 +86,24 @@ cand_step(struct cand *c, const struct race_hs *hs)
 	if (c->state == C_CONNECTING) {
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
 		if (e != 0) {
-			cand_fail(c, strerror(e));
+			cand_fail(c, hs, strerror(e));
 			return 0;
 		}
 		if (hs == NULL)
 			return 1;
-		/* The line is far below a fresh socket's buffer: it goes at once. */
-		if (line_write(c->fd, 0, "P2P %s %s", hs->id, hs->token) == -1) {
-			cand_fail(c, strerror(errno));
+		/*
+		 * With the session's commitment (see commit.c) the first to
+		 * connect takes the connection at once: GO rides with the
+		 * handshake instead of a round trip after it.
+		 */
+		if (hs->commit != -1 && !hs->holding && commit_take(hs->commit)) {
+			c->go = hs->holding = 1;
+			vlog("connected to %s: GO with the handshake", c->addr);
+		}
+		/* The lines are far below a fresh socket's buffer: they go at once. */
+		if (line_write(c->fd, 0, "P2P %s %s%s", hs->id, hs->token,
+		    c->go ? "\nGO" : "") == -1) {
+			cand_fail(c, hs, strerror(errno));
 			return 0;
 		}
 		c->state = C_HANDSHAKE;
@@ -92,21 +115,34 @@ cand_step(struct cand *c, const struct race_hs *hs)
 				c->inlen--;
 			if (c->inlen == 2 && memcmp(c->in, "OK", 2) == 0)
 				return 1;
-			cand_fail(c, c->inlen >= 3 && memcmp(c->in, "ERR", 3) == 0 ?
+			c->in[c->inlen] = '\0';
+			cand_fail(c, hs, strcmp(c->in, "ERR session taken") == 0 ?
+			    "took another connection" : strncmp(c->in, "ERR", 3) == 0 ?
 			    "refused our token" : "not a p2pdial peer");
 			return 0;
 		}
 		if (c->inlen >= sizeof(c->in) - 1) {
-			cand_fail(c, "not a p2pdial peer");
+			cand_fail(c, hs, "not a p2pdial peer");
 			return 0;
 		}
 		c->in[c->inlen++] = ch;
 	}
 	if (r == 0)
-		cand_fail(c, "closed in the handshake");
+		cand_fail(c, hs, "closed in the handshake");
 	else if (errno != EAGAIN && errno != EINTR)
-		cand_fail(c, strerror(errno));
+		cand_fail(c, hs, strerror(errno));
 	return 0;
+}
+
+/* The handshake for t's session (NULL for a bare address), with $P2PCOMMIT. */
+struct race_hs *
+race_hs_init(struct race_hs *hs, const struct ticket *t)
+{
+	if (t->id[0] == '\0')
+		return NULL;
+	*hs = (struct race_hs){ .id = t->id, .token = t->token,
+	    .commit = commit_env() };
+	return hs;
 }
 
 /* Say what became of every candidate, for the ticket's "tried" line. */
@@ -132,7 +168,7 @@ race_why(char addrs[][ADDR_STR], struct cand *c, int n, char *why, size_t whyn)
  * -1 with why saying what happened to each. won gets the winner's address.
  */
 int
-dial_race(char addrs[][ADDR_STR], int n, const struct race_hs *hs,
+dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
     int ms, int stagger_ms, char *why, size_t whyn, char *won, size_t wonn)
 {
 	struct cand c[TICKET_ADDRS];
@@ -149,7 +185,7 @@ dial_race(char addrs[][ADDR_STR], int n, const struct race_hs *hs,
 		for (live = 0, i = 0; i < started; i++)
 			live += c[i].state != C_DONE;
 		if (started < n && (now >= next || live == 0)) {
-			cand_start(&c[started], addrs[started]);
+			cand_start(&c[started], addrs[started], hs != NULL);
 			vlog("trying %s", addrs[started]);
 			started++;
 			next = now + stagger_ms;
@@ -175,12 +211,14 @@ dial_race(char addrs[][ADDR_STR], int n, const struct race_hs *hs,
 			if (p[i].fd != -1 && p[i].revents && cand_step(&c[i], hs)) {
 				fd = c[i].fd;
 				c[i].fd = -1;
+				if (hs != NULL)
+					hs->go = c[i].go;
 				strlcpy(won, addrs[i], wonn);
 			}
 	}
 	for (i = 0; i < started; i++)
 		if (c[i].fd != -1)
-			close(c[i].fd);
+			cand_fail(&c[i], hs, NULL);	/* "timeout" */
 	if (fd == -1) {
 		race_why(addrs, c, n, why, whyn);
 		errno = ETIMEDOUT;

@@ -19,21 +19,21 @@ int
 rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
     const char *name, const char *secret, const char *then, int ms)
 {
-	char line[LINE_MAX_ + 1], *w[4];
+	char line[LINE_MAX_ + 1], buf[2 * LINE_MAX_ + 2], *w[4];
 	int n;
 
 	memset(rv, 0, sizeof(*rv));
 	strlcpy(rv->addr, rvaddr, sizeof(rv->addr));
-	if ((rv->fd = dial_host(rvaddr, ms)) == -1)
+	/* The log-on and a first request go together, in the SYN where they can. */
+	n = snprintf(buf, sizeof(buf), "%s %s%s%s\n%s%s", verb, name,
+	    secret ? " " : "", secret ? secret : "", then ? then : "",
+	    then ? "\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		errno = EMSGSIZE;
 		return -1;
-	/* The log-on and the request behind it go at once, not after an ACK. */
-	setsockopt(rv->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
-	if (rv_send(rv, "%s %s%s%s", verb, name, secret ? " " : "",
-	    secret ? secret : "") == -1)
-		goto fail;
-	/* A first request may go with the log-on: one round trip saved. */
-	if (then != NULL && rv_send(rv, "%s", then) == -1)
-		goto fail;
+	}
+	if ((rv->fd = dial_send(rvaddr, buf, n, ms)) == -1)
+		return -1;
 	if ((n = rv_readline(rv, line, sizeof(line), ms)) <= 0)
 		goto fail;
 	if (strncmp(line, "ERR ", 4) == 0) {

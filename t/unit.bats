@@ -613,3 +613,40 @@ built() {
 	run -100 --separate-stderr dialproxy 127.0.0.1:1 </dev/null
 	[[ "$stderr" == "dialproxy: no proxy: "* ]]
 }
+
+# ---- dial_race with a session commitment (rvlisten's dialers, $P2PCOMMIT) ----
+
+@test "commitment: the first to connect takes it and says GO with its handshake" {
+	run "$U" race -c ok
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "won #0" ]
+	[ "${lines[1]}" = "data hello from the listener" ]
+	[ "${lines[4]}" = "go 1" ]
+	[ "${lines[5]}" = "commitment held" ]
+}
+
+@test "commitment: a candidate that fails after GO gives it back for the next one" {
+	run "$U" race -c -s 2000 garbage ok
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "won #1" ]
+	[ "${lines[4]}" = "go 1" ]
+	[ "${lines[5]}" = "commitment held" ]
+}
+
+@test "commitment: a race that fails gives it back, refused or timed out" {
+	run "$U" race -c -w ok
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "failed: #0 refused our token" ]
+	[ "${lines[3]}" = "commitment free" ]
+	run "$U" race -c -t 300 silent close
+	[ "$status" -eq 1 ]
+	[ "${lines[3]}" = "commitment free" ]
+}
+
+@test "commitment: held by someone else, the winner only offers (no GO)" {
+	run "$U" race -c -H ok
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "won #0" ]
+	[ "${lines[4]}" = "go 0" ]
+	[ "${lines[5]}" = "commitment held" ]
+}

@@ -11,10 +11,12 @@
  *   unit words STR [MAX]           line_words
  *   unit fdpass CASE               fd_send/fd_recv over a socketpair
  *   unit hex valid STR [LEN] | hex name STR | hex secret A B | hex random
- *   unit race [-t MS] [-s MS] [-w] [-p] CAND...
+ *   unit race [-t MS] [-s MS] [-w] [-p] [-c [-H]] CAND...
  *                                  dial_race against in-process listeners; CAND is
  *                                  ok, plain, refused, silent, garbage, close, junk
- *                                  or a literal address
+ *                                  or a literal address; -c races with a session
+ *                                  commitment (-H: somebody else holds it already)
+ *                                  and says whether GO went and who holds it after
  *   unit copy                      copy_loop between stdio and an echoing peer
  *   unit timeout [FLAG DEF]        env_timeout_ms
  *
@@ -497,13 +499,18 @@ cmd_race(int argc, char **argv)
 {
 	char addrs[TICKET_ADDRS][ADDR_STR], why[LINE_MAX_], won[ADDR_STR];
 	char line[LINE_MAX_ + 1];
-	struct race_hs hs = { SESSID, TOKEN };
-	int ch, ms = 2000, stagger = 250, plain = 0, i, n, fd, lfd;
+	struct race_hs hs = { SESSID, TOKEN, -1, 0, 0 };
+	int ch, ms = 2000, stagger = 250, plain = 0, held = 0, i, n, fd, lfd;
 	long t0, took;
 	pid_t pid;
 
-	while ((ch = getopt(argc, argv, "ps:t:w")) != -1) {
+	while ((ch = getopt(argc, argv, "cHps:t:w")) != -1) {
 		switch (ch) {
+		case 'c':
+			if ((hs.commit = commit_new()) == -1)
+				die("eventfd");
+			break;
+		case 'H': held = 1; break;
 		case 'p': plain = 1; break;
 		case 's': stagger = atoi(optarg); break;
 		case 't': ms = atoi(optarg); break;
@@ -535,6 +542,8 @@ cmd_race(int argc, char **argv)
 		kids[nkids++] = pid;
 		close(lfd);
 	}
+	if (held && !commit_take(hs.commit))
+		die("commitment");
 	t0 = now_ms();
 	fd = dial_race(addrs, n, plain ? NULL : &hs, ms, stagger, why,
 	    sizeof(why), won, sizeof(won));
@@ -565,6 +574,10 @@ cmd_race(int argc, char **argv)
 		close(fd);
 	}
 	printf("took %ld\n", took);
+	if (hs.commit != -1) {
+		printf("go %d\n", fd != -1 && hs.go);
+		printf("commitment %s\n", commit_take(hs.commit) ? "free" : "held");
+	}
 	for (i = 0; i < nkids; i++) {
 		kill(kids[i], SIGTERM);
 		waitpid(kids[i], NULL, 0);

@@ -22,6 +22,7 @@ int
 main(int argc, char *argv[])
 {
 	struct ticket t;
+	struct race_hs hs, *hp;
 	char why[LINE_MAX_ / 2], won[ADDR_STR], emsg[256];
 	int ch, tsec = 0, ms, fd, r;
 
@@ -45,7 +46,7 @@ main(int argc, char *argv[])
 		if ((fd = dial_host(argv[0], ms)) == -1)
 			err(EX_NOTCONN, "unable to connect to %s", argv[0]);
 		vlog("connected to %s", argv[0]);
-		return deliver(fd, &(struct conninfo){ "direct", NULL }, argv + 1,
+		return deliver(fd, &(struct conninfo){ "direct", NULL, 0 }, argv + 1,
 		    SIDE_DIAL);
 	}
 	if ((r = ticket_read(stdin, &t, emsg, sizeof(emsg))) == 0)
@@ -54,13 +55,13 @@ main(int argc, char *argv[])
 		errx(EX_USAGE_, "%s", emsg);
 	ms = dial_budget_ms(tsec, t.rtt);
 	vlog("dialling %d candidates within %d ms", t.naddr, ms);
-	fd = dial_race(t.addr, t.naddr, t.id[0] ? &(struct race_hs){ t.id,
-	    t.token } : NULL, ms, dial_stagger_ms(t.rtt), why, sizeof(why), won,
-	    sizeof(won));
+	hp = race_hs_init(&hs, &t);
+	fd = dial_race(t.addr, t.naddr, hp, ms, dial_stagger_ms(t.rtt), why,
+	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {
 		vlog("connected to %s at %s", t.peer[0] ? t.peer : "peer", won);
-		return deliver(fd, &(struct conninfo){ "out", t.peer }, argv,
-		    SIDE_DIAL);
+		return deliver(fd, &(struct conninfo){ "out", t.peer,
+		    hp != NULL && hp->go }, argv, SIDE_DIAL);
 	}
 	return ticket_pass(&t, "dialdirect", why);
 }

@@ -24,18 +24,20 @@ usage(void)
  * or -1 with why appended to all.
  */
 static int
-dial_port(const struct ticket *t, int port, int ms, char *all, size_t alln)
+dial_port(const struct ticket *t, int port, int ms, char *all, size_t alln,
+    int *go)
 {
+	struct race_hs hs, *hp = race_hs_init(&hs, t);
 	char addrs[TICKET_ADDRS][ADDR_STR], why[LINE_MAX_ / 2], won[ADDR_STR];
 	int n, fd;
 
 	n = addrs_onport(t, port, addrs, TICKET_ADDRS);
 	vlog("trying port %d, %d address%s, for %d ms", port, n,
 	    n == 1 ? "" : "es", ms);
-	fd = dial_race(addrs, n, t->id[0] ? &(struct race_hs){ t->id,
-	    t->token } : NULL, ms, dial_stagger_ms(t->rtt), why, sizeof(why), won,
-	    sizeof(won));
+	fd = dial_race(addrs, n, hp, ms, dial_stagger_ms(t->rtt), why,
+	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {
+		*go = hp != NULL && hp->go;
 		vlog("connected to %s at %s", t->peer[0] ? t->peer : "peer", won);
 		return fd;
 	}
@@ -51,7 +53,7 @@ main(int argc, char *argv[])
 	struct ticket t;
 	char why[LINE_MAX_], emsg[256];
 	const char *plist = "443,80";
-	int ports[MAXPORTS], np, ch, tsec = 0, ms, fd, r, i, tried = 0;
+	int ports[MAXPORTS], np, ch, tsec = 0, ms, fd, r, i, tried = 0, go;
 
 	while ((ch = getopt(argc, argv, "+p:t:v")) != -1) {
 		switch (ch) {
@@ -85,9 +87,9 @@ main(int argc, char *argv[])
 			continue;
 		}
 		tried++;
-		if ((fd = dial_port(&t, ports[i], ms, why, sizeof(why))) != -1)
-			return deliver(fd, &(struct conninfo){ "port", t.peer }, argv,
-			    SIDE_DIAL);
+		if ((fd = dial_port(&t, ports[i], ms, why, sizeof(why), &go)) != -1)
+			return deliver(fd, &(struct conninfo){ "port", t.peer, go },
+			    argv, SIDE_DIAL);
 	}
 	if (!tried)
 		snprintf(why, sizeof(why), "peer listens on none of ports %s", plist);

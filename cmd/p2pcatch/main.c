@@ -40,10 +40,10 @@ int
 main(int argc, char *argv[])
 {
 	struct ladder l;
-	char line[LINE_MAX_ + 1], sum[LINE_MAX_], *w[4];
+	char line[LINE_MAX_ + 1], sum[LINE_MAX_], *w[5];
 	char *sh[] = { "/bin/sh", "-c", NULL, NULL };
 	const char *peer = NULL, *e;
-	int ch, passfd = 0, side = SIDE_DIAL, ms = 300000, fd, st;
+	int ch, passfd = 0, side = SIDE_DIAL, ms = 300000, fd, st, n;
 
 	while ((ch = getopt(argc, argv, "+Fln:P:t:v")) != -1) {
 		switch (ch) {
@@ -76,7 +76,7 @@ main(int argc, char *argv[])
 	if (argc < 1)
 		usage();
 	sh[2] = argv[0];
-	if (ladder_start(&l, sh, NULL, peer) == -1)
+	if (ladder_start(&l, sh, NULL, peer, -1) == -1)
 		err(EX_SYSTEM, "unable to start the ladder");
 	fd = ladder_catch(&l, line, sizeof(line), ms);
 	if (fd == -1) {
@@ -89,7 +89,8 @@ main(int argc, char *argv[])
 		return st == EX_CONNECTED || st == EX_NOTCONN ? EX_NOTCONN : st;
 	}
 	ladder_stop(&l);
-	if (line_words(line, w, 4) != 3)
+	/* "via remote peer", and "GO" when the handshake already took it. */
+	if ((n = line_words(line, w, 5)) != 3 && (n != 4 || strcmp(w[3], "GO")))
 		errx(EX_SYSTEM, "the ladder passed a connection without its line");
 	vlog("connected via %s to %s%s%s", w[0], w[1], strcmp(w[2], "-") ?
 	    " as " : "", strcmp(w[2], "-") ? w[2] : "");
@@ -99,5 +100,5 @@ main(int argc, char *argv[])
 			err(EX_SYSTEM, "unable to pass the connection on stdout");
 		return EX_CONNECTED;
 	}
-	return deliver(fd, &(struct conninfo){ w[0], w[2] }, argv + 1, side);
+	return deliver(fd, &(struct conninfo){ w[0], w[2], 0 }, argv + 1, side);
 }

@@ -202,7 +202,7 @@ main(int argc, char *argv[])
 			errx(EX_NOTCONN, "%s", why);
 		vlog("joined relay session %s on %s", join, argv[0]);
 		return deliver(fd, &(struct conninfo){ "relay",
-		    getenv("P2PPEER") }, argv + 1, SIDE_ANSWER);
+		    getenv("P2PPEER"), 0 }, argv + 1, SIDE_ANSWER);
 	}
 	fromticket = argc == 0 || strcmp(argv[0], "-") == 0;
 	memset(&t, 0, sizeof(t));
@@ -240,7 +240,7 @@ main(int argc, char *argv[])
 	if ((prepared || rsess_open(&rs, t.rv, relay, ms, why, sizeof(why)) == 0) &&
 	    (fd = rsess_invite(&rs, t.peer, ms, why, sizeof(why))) != -1) {
 		vlog("connected to %s through the relay", t.peer);
-		return deliver(fd, &(struct conninfo){ "relay", t.peer },
+		return deliver(fd, &(struct conninfo){ "relay", t.peer, 0 },
 		    argv + (argc > 0), SIDE_DIAL);
 	}
 	warnx("%s", why);

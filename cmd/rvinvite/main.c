@@ -238,7 +238,7 @@ main(int argc, char *argv[])
 	close(lfd);
 	if (fd != -1) {
 		close(rv.fd);
-		return deliver(fd, &(struct conninfo){ "in", t.peer }, argv + 1,
+		return deliver(fd, &(struct conninfo){ "in", t.peer, 0 }, argv + 1,
 		    SIDE_DIAL);
 	}
 	vlog("no dial in from %s: %s", t.peer, why);

@@ -31,6 +31,7 @@ struct sess {
 	char peer[NAME_MAX_ + 1];
 	long expires;
 	int done;		/* connected: no second connection is taken */
+	int commit;		/* who may take a connection (commit.c), or -1 */
 	struct ladder l;
 	int running;
 };
@@ -41,6 +42,7 @@ struct hs {
 	char buf[LINE_MAX_ + 1];
 	size_t len;
 	long deadline;
+	char wait[ID_HEX + 1];	/* the session whose commitment we wait for */
 };
 
 static struct rv rv;
@@ -77,7 +79,7 @@ serve(int fd, const char *via, const char *peer)
 		unsetenv("P2PFD");
 		unsetenv("P2P_V");
 		signal(SIGPIPE, SIG_DFL);
-		_exit(deliver(fd, &(struct conninfo){ via, peer }, prog,
+		_exit(deliver(fd, &(struct conninfo){ via, peer, 0 }, prog,
 		    SIDE_ANSWER));
 	}
 	close(fd);
@@ -106,6 +108,33 @@ ladder_end(struct sess *s)
 	if (s->l.out != -1)
 		close(s->l.out);
 	s->running = 0;
+}
+
+/* Forget a session: its ladder, its commitment, its slot. */
+static void
+sess_free(struct sess *s)
+{
+	ladder_end(s);
+	if (s->commit != -1)
+		close(s->commit);
+	s->commit = -1;
+	s->used = 0;
+}
+
+/* A free session slot, or NULL. */
+static struct sess *
+sess_new(void)
+{
+	int i;
+
+	for (i = 0; i < MAXSESS; i++)
+		if (!sess[i].used) {
+			memset(&sess[i], 0, sizeof(sess[i]));
+			sess[i].used = 1;
+			sess[i].commit = -1;
+			return &sess[i];
+		}
+	return NULL;
 }
 
 /* Our candidates and extra ports, as words for CAND. */
@@ -142,16 +171,14 @@ on_invite(char **w, int n)
 	if (n < 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
 	    !hex_valid(w[3], ID_HEX) || sess_find(w[2]) != NULL)
 		return;
-	for (i = 0; i < MAXSESS && s == NULL; i++)
-		if (!sess[i].used)
-			s = &sess[i];
-	if (s == NULL) {
+	if ((s = sess_new()) == NULL) {
 		rv_send(&rv, "MSG %s FAIL busy", w[2]);
 		logline("refused %s: too many invitations", w[1]);
 		return;
 	}
-	memset(s, 0, sizeof(*s));
-	s->used = 1;
+	/* Without one, our dialers only offer and we decide alone: still safe. */
+	if ((s->commit = commit_new()) == -1)
+		warn("eventfd");
 	strlcpy(s->peer, w[1], sizeof(s->peer));
 	strlcpy(s->id, w[2], sizeof(s->id));
 	strlcpy(s->token, w[3], sizeof(s->token));
@@ -172,7 +199,7 @@ on_invite(char **w, int n)
 	if ((f = open_memstream(&ticket, &tl)) == NULL ||
 	    ticket_write(f, &t) == -1 || fclose(f) == EOF)
 		err(EX_SYSTEM, "ticket");
-	if (ladder_start(&s->l, argv, ticket, s->peer) == -1)
+	if (ladder_start(&s->l, argv, ticket, s->peer, s->commit) == -1)
 		warn("unable to start the ladder");
 	else
 		s->running = 1;
@@ -183,28 +210,22 @@ on_invite(char **w, int n)
 static void
 on_relay(char **w, int n)
 {
-	struct sess *s = NULL;
+	struct sess *s;
 	char *argv[] = { "relaycat", "-j", NULL, NULL, NULL };
-	int i;
 
 	if (n != 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX))
 		return;
-	for (i = 0; i < MAXSESS && s == NULL; i++)
-		if (!sess[i].used)
-			s = &sess[i];
-	if (s == NULL) {
+	if ((s = sess_new()) == NULL) {
 		logline("refused relay from %s: too many invitations", w[1]);
 		return;
 	}
-	memset(s, 0, sizeof(*s));
-	s->used = 1;
 	strlcpy(s->peer, w[1], sizeof(s->peer));
 	strlcpy(s->id, w[2], sizeof(s->id));
 	s->expires = now_ms() + SESS_MS;
 	argv[2] = w[2];
 	argv[3] = w[3];
 	vlog("relay from %s via %s", s->peer, w[3]);
-	if (ladder_start(&s->l, argv, NULL, s->peer) == -1)
+	if (ladder_start(&s->l, argv, NULL, s->peer, -1) == -1)
 		warn("unable to start relaycat");
 	else
 		s->running = 1;
@@ -288,37 +309,93 @@ rv_input(void)
 static void
 ladder_input(struct sess *s)
 {
-	char line[LINE_MAX_ + 1], *w[4];
-	int fd;
+	char line[LINE_MAX_ + 1], *w[5];
+	int fd, n, go;
 
 	fd = fd_recv(s->l.sock, line, sizeof(line));
 	if (fd == -1) {
 		ladder_end(s);
 		if (!s->done && s->token[0] != '\0') {
 			vlog("could not dial %s; waiting for its dial", s->peer);
+			/* A dialer that died holding the commitment held nothing. */
+			commit_take(s->commit);
+			commit_give(s->commit);
 			if (rvup)
 				rv_send(&rv, "MSG %s FAIL could not dial", s->id);
 		} else if (!s->done) {
 			logline("relay session with %s failed", s->peer);
-			s->used = 0;
+			sess_free(s);
 		}
 		return;
 	}
 	ladder_end(s);
-	if (s->done || line_words(line, w, 4) != 3) {
+	n = line_words(line, w, 5);
+	go = n == 4 && strcmp(w[3], "GO") == 0;
+	if (s->done || (n != 3 && !go)) {
 		close(fd);
 		return;
 	}
 	/*
 	 * We decide which connection of a session is the one: the inviter's
-	 * dial to us is taken by our "OK", ours to it by our "GO".
+	 * dial to us is taken by our "OK", ours to it by our "GO" -- sent by
+	 * the dialer with its handshake when it held the commitment, else here.
 	 */
-	if (s->token[0] != '\0' && line_write(fd, 1000, "GO") == -1) {
+	if (s->token[0] != '\0' && !go && (!commit_take(s->commit) ||
+	    line_write(fd, 1000, "GO") == -1)) {
 		close(fd);
 		return;
 	}
 	s->done = 1;
 	serve(fd, w[0], s->peer);
+}
+
+/*
+ * Take the inviter's dial h for session s, when the commitment is ours:
+ * 1 when it is answered (served or refused), 0 while a dialer of ours
+ * holds the commitment and h must wait for it.
+ */
+static int
+hs_take(struct hs *h, struct sess *s)
+{
+	if (s->done) {
+		logline("refused a dialer: %s is already connected", s->peer);
+		line_write(h->fd, 100, "ERR session taken");
+		close(h->fd);
+		h->fd = -1;
+		return 1;
+	}
+	if (!commit_take(s->commit)) {
+		strlcpy(h->wait, s->id, sizeof(h->wait));
+		return 0;
+	}
+	h->wait[0] = '\0';
+	if (line_write(h->fd, 2000, "OK") == -1) {
+		/* Gone already: the commitment is free again. */
+		commit_give(s->commit);
+		close(h->fd);
+		h->fd = -1;
+		return 1;
+	}
+	s->done = 1;
+	ladder_end(s);
+	fd_nonblock(h->fd, 0);
+	serve(h->fd, h->via, s->peer);
+	h->fd = -1;
+	return 1;
+}
+
+/* A waiting dialer's session may have freed its commitment. */
+static void
+hs_retry(struct hs *h)
+{
+	struct sess *s = sess_find(h->wait);
+
+	if (s == NULL) {
+		close(h->fd);
+		h->fd = -1;
+		return;
+	}
+	hs_take(h, s);
 }
 
 /* A byte of a dialer's handshake line; on its newline, check and serve. */
@@ -346,18 +423,15 @@ hs_input(struct hs *h)
 			line_write(h->fd, 100, "ERR bad handshake");
 			goto drop;
 		}
-		/* One OK per session: the first connection taken is the one. */
 		s = sess_find(w[1]);
-		if (hs_answer(h->fd, w[2], s != NULL && !s->done &&
-		    s->token[0] != '\0' ? s->token : NULL) == -1) {
+		if (s == NULL || s->token[0] == '\0' ||
+		    !secret_equal(w[2], s->token)) {
 			logline("refused a dialer: wrong session or token");
+			line_write(h->fd, 100, "ERR bad token");
 			goto drop;
 		}
-		s->done = 1;
-		ladder_end(s);
-		fd_nonblock(h->fd, 0);
-		serve(h->fd, h->via, s->peer);
-		h->fd = -1;
+		/* One OK per session: the first connection taken is the one. */
+		hs_take(h, s);
 		return;
 	}
 	if (r == -1 && (errno == EAGAIN || errno == EINTR))
@@ -380,6 +454,7 @@ hs_accept(int i)
 			hs[k].fd = fd;
 			hs[k].via = i == 0 ? "in" : "port";
 			hs[k].len = 0;
+			hs[k].wait[0] = '\0';
 			hs[k].deadline = now_ms() + HS_MS;
 			return;
 		}
@@ -396,10 +471,8 @@ tick(void)
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
 	for (i = 0; i < MAXSESS; i++)
-		if (sess[i].used && sess[i].expires < now) {
-			ladder_end(&sess[i]);
-			sess[i].used = 0;
-		}
+		if (sess[i].used && sess[i].expires < now)
+			sess_free(&sess[i]);
 	for (i = 0; i < MAXHS; i++)
 		if (hs[i].fd != -1 && hs[i].deadline < now) {
 			close(hs[i].fd);
@@ -418,7 +491,7 @@ tick(void)
 }
 
 /* What a polled descriptor belongs to. */
-enum { W_RVD, W_LISTENER, W_HANDSHAKE, W_LADDER, W_LADDER_OUT };
+enum { W_RVD, W_LISTENER, W_HANDSHAKE, W_HELD, W_LADDER, W_LADDER_OUT };
 
 /* Add fd to the poll set as what (kind) of whose. */
 static void
@@ -439,9 +512,18 @@ watch_all(struct pollfd *p, void **who, int *kind)
 		watch(p, who, kind, &n, rv.fd, W_RVD, NULL);
 	for (i = 0; i < nlisten; i++)
 		watch(p, who, kind, &n, lfd[i], W_LISTENER, (void *)(long)i);
-	for (i = 0; i < MAXHS; i++)
-		if (hs[i].fd != -1)
+	for (i = 0; i < MAXHS; i++) {
+		struct sess *s;
+
+		if (hs[i].fd == -1)
+			continue;
+		if (hs[i].wait[0] == '\0')
 			watch(p, who, kind, &n, hs[i].fd, W_HANDSHAKE, &hs[i]);
+		else if ((s = sess_find(hs[i].wait)) != NULL && !s->done)
+			watch(p, who, kind, &n, s->commit, W_HELD, &hs[i]);
+		else
+			hs_retry(&hs[i]);
+	}
 	for (i = 0; i < MAXSESS; i++) {
 		if (!sess[i].used || !sess[i].running)
 			continue;
@@ -470,6 +552,10 @@ dispatch(int kind, void *who)
 	case W_HANDSHAKE:
 		if (h->fd != -1)
 			hs_input(h);
+		break;
+	case W_HELD:
+		if (h->fd != -1 && h->wait[0] != '\0')
+			hs_retry(h);
 		break;
 	case W_LADDER:
 		if (s->running)
