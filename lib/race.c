@@ -145,6 +145,24 @@ race_hs_init(struct race_hs *hs, const struct ticket *t)
 	return hs;
 }
 
+/*
+ * Read what the rung before us wrote after the ticket (see ticket_late)
+ * into t: 0 once its output has ended, or is no ticket lines.
+ */
+static int
+race_late(struct ticket *t, struct linebuf *lb, int fd)
+{
+	char line[LINE_MAX_ + 1];
+	int r = linebuf_fill(lb, fd), l;
+
+	while ((l = linebuf_next(lb, line, sizeof(line))) >= 0)
+		if (ticket_late(t, line))
+			vlog("late candidate %s", line + 5);
+	if (l == -2 || r == 0)
+		return 0;
+	return r > 0 || errno == EAGAIN || errno == EINTR;
+}
+
 /* Say what became of every candidate, for the ticket's "tried" line. */
 static void
 race_why(char addrs[][ADDR_STR], struct cand *c, int n, char *why, size_t whyn)
@@ -172,14 +190,18 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
     int ms, int stagger_ms, char *why, size_t whyn, char *won, size_t wonn)
 {
 	struct cand c[TICKET_ADDRS];
-	struct pollfd p[TICKET_ADDRS];
-	long deadline = now_ms() + ms, next = 0, now;
-	int started = 0, i, live, fd = -1;
+	struct pollfd p[TICKET_ADDRS + 1];
+	struct linebuf lb = { .len = 0 };
+	long deadline = now_ms() + ms, next = 0, now, wake;
+	int started = 0, i, live, fd = -1, np;
+	/* More candidates may follow the ticket while we race (ticket_late). */
+	int latefd = hs != NULL && hs->late != NULL && hs->late->addr == addrs ?
+	    0 : -1;
 
 	if (n > TICKET_ADDRS)
 		n = TICKET_ADDRS;
 	memset(c, 0, sizeof(c));
-	for (i = 0; i < n; i++)
+	for (i = 0; i < TICKET_ADDRS; i++)
 		c[i].fd = -1;
 	while ((now = now_ms()) < deadline && fd == -1) {
 		for (live = 0, i = 0; i < started; i++)
@@ -191,21 +213,33 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 			next = now + stagger_ms;
 			continue;
 		}
-		if (live == 0)
+		if (live == 0 && latefd == -1)
 			break;
+		/* With all started, the next rung is one more candidate (RFC 8305). */
+		if (started == n && hs != NULL && hs->handoff != NULL && now >= next) {
+			ticket_handoff(hs->handoff);
+			hs->handoff = NULL;
+		}
 		for (i = 0; i < started; i++) {
 			p[i].fd = c[i].state == C_DONE ? -1 : c[i].fd;
 			p[i].events = c[i].state == C_CONNECTING ? POLLOUT : POLLIN;
 			p[i].revents = 0;
 		}
-		{
-			long wait = (started < n ? next : deadline) - now;
-
-			if (wait > deadline - now)
-				wait = deadline - now;
-			if (poll(p, started, (int)(wait < 0 ? 0 : wait)) == -1 &&
-			    errno != EINTR)
-				break;
+		np = started;
+		if (latefd != -1)
+			p[np++] = (struct pollfd){ .fd = latefd, .events = POLLIN };
+		wake = started < n || (hs != NULL && hs->handoff != NULL) ?
+		    next : deadline;
+		if (wake > deadline)
+			wake = deadline;
+		if (poll(p, np, (int)(wake > now ? wake - now : 0)) == -1 &&
+		    errno != EINTR)
+			break;
+		if (latefd != -1 && p[started].revents) {
+			if (!race_late(hs->late, &lb, latefd))
+				latefd = -1;
+			n = hs->late->naddr < TICKET_ADDRS ? hs->late->naddr :
+			    TICKET_ADDRS;
 		}
 		for (i = 0; i < started && fd == -1; i++)
 			if (p[i].fd != -1 && p[i].revents && cand_step(&c[i], hs)) {

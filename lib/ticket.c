@@ -112,6 +112,7 @@ ticket_read(FILE *f, struct ticket *t, char *err, size_t errn)
 	}
 	if (!got)
 		return 0;
+	t->from = f;
 	if (t->peer[0] == '\0' && t->naddr == 0)
 		return bad(err, errn, "neither peer nor addr", NULL);
 	if ((t->id[0] == '\0') != (t->token[0] == '\0'))
@@ -170,15 +171,75 @@ ticket_free(struct ticket *t)
 }
 
 /*
- * Pass t on to the next rung with a "tried" line naming stage and why,
- * as every rung does when it fails: EX_NOTCONN, the status to exit with.
+ * Pass the ticket on while we go on trying, so that the next rung starts
+ * beside us; our late failure follows it as "tried" lines (ticket_pass).
+ */
+void
+ticket_handoff(struct ticket *t)
+{
+	if (t->handed)
+		return;
+	vlog("passing the ticket on: the next rung starts beside us");
+	if (ticket_write(stdout, t) == -1)
+		warn("write ticket");
+	t->handed = t->ntried + 1;
+}
+
+/*
+ * Wait for the rungs before us to end (a rung that handed us the ticket
+ * early ends its output when it is done) and add the "tried" lines they
+ * wrote after the ticket.
+ */
+void
+ticket_await(FILE *f, struct ticket *t)
+{
+	char line[LINE_MAX_ + 2];
+
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line_printable(line))
+			ticket_late(t, line);
+	}
+}
+
+/*
+ * Take one line that a rung before us wrote after the ticket: a candidate
+ * it learnt late ("addr"), or why it failed ("tried"); 1 for a new address.
+ */
+int
+ticket_late(struct ticket *t, const char *line)
+{
+	int n = t->naddr;
+
+	if (strncmp(line, "addr ", 5) == 0)
+		return ticket_addaddr(t, line + 5) == 0 && t->naddr > n;
+	if (strncmp(line, "tried ", 6) == 0 && t->ntried < TICKET_TRIED)
+		strlcpy(t->tried[t->ntried++], line + 6, sizeof(t->tried[0]));
+	return 0;
+}
+
+/*
+ * Record why stage failed and pass the ticket on to the next rung, once
+ * the rungs before us have ended; when it went on early, only the tried
+ * lines since then follow it. Returns the exit status for "not connected".
  */
 int
 ticket_pass(struct ticket *t, const char *stage, const char *why)
 {
+	int i;
+
+	if (t->from != NULL)
+		ticket_await(t->from, t);
 	vlog("unable to connect to %s: %s", t->peer[0] ? t->peer : "peer", why);
 	ticket_tried(t, "%s %s", stage, why);
-	if (ticket_write(stdout, t) == -1)
+	if (!t->handed) {
+		if (ticket_write(stdout, t) == -1)
+			err(EX_SYSTEM, "write ticket");
+		return EX_NOTCONN;
+	}
+	for (i = t->handed - 1; i < t->ntried; i++)
+		printf("tried %s\n", t->tried[i]);
+	if (printf("\n") < 0 || fflush(stdout) == EOF)
 		err(EX_SYSTEM, "write ticket");
 	return EX_NOTCONN;
 }

@@ -77,3 +77,60 @@ dial() {
 	# One connection served per session: never a second one for the same dial.
 	[ "$(grep -c '^rvlisten: connected dialer via ' "$log")" -eq 10 ]
 }
+
+# cachefile PEER: rvinvite's cache of PEER's candidates at our rvd.
+cachefile() {
+	echo "$P2P_CACHE/$1@198.51.100.1:7070"
+}
+
+@test "the next dial races the peer's candidates of last time while the invitation travels" {
+	start_listener pub fast5
+	dial a1 fast5 || { cat "$errf"; false; }
+	grep -q '^peer fast5$' "$(cachefile fast5)"
+	grep -q '^addr 198.51.100.4:[0-9]*$' "$(cachefile fast5)"
+	dial a1 fast5 || { cat "$errf"; false; }
+	in_order "$errf" "rvinvite: racing fast5: passing its [0-9]+ cached candidates on" \
+		"dialdirect: dialling [0-9]+ candidates" \
+		"p2pdial: connected via out to 198.51.100.4:"
+	check_transfer "$out" "$BATS_FILE_TMPDIR/sent" "$BACKFILE"
+}
+
+@test "a stale cache costs nothing: the fresh candidates follow the ticket, the dial goes out" {
+	start_listener pub fast6
+	first=$LAB_BG_PID
+	dial a1 fast6 || { cat "$errf"; false; }
+	old=$(grep '^addr 198.51.100.4:' "$(cachefile fast6)")
+	# The listener comes back on another port: the cached one is refused.
+	kill "$first"
+	for i in $(seq 50); do
+		[ "$(grep -c "listen fast6 " "$RVD_LOG")" -eq 1 ] && ! lab pub pgrep -f 'rvlisten -v fast6' >/dev/null && break
+		sleep 0.1
+	done
+	sleep 0.3
+	lab_bg pub rvlisten -v fast6 serve "$BACKFILE"
+	for i in $(seq 50); do
+		[ "$(grep -c "listen fast6 " "$RVD_LOG")" -ge 2 ] && break
+		sleep 0.1
+	done
+	dial a1 fast6 || { cat "$errf"; false; }
+	new=$(grep '^addr 198.51.100.4:' "$(cachefile fast6)")
+	[ "$old" != "$new" ]
+	grep -q "dialdirect: late candidate ${new#addr }$" "$errf"
+	grep -q "p2pdial: connected via out to ${new#addr }" "$errf"
+	check_transfer "$out" "$BATS_FILE_TMPDIR/sent" "$BACKFILE"
+}
+
+@test "a dial that comes before its invitation is held for it, then taken" {
+	start_listener pub fast7
+	log=$LAB_BG_LOG
+	dial a1 fast7 || { cat "$errf"; false; }
+	# With delay and no Fast Open cookie for rvd, the invitation comes half a
+	# round trip after the dial to the cached candidate.
+	lab_delay 20
+	lab a1 ip tcp_metrics flush all
+	dial a1 fast7 || { lab_delay 0; cat "$errf"; false; }
+	lab_delay 0
+	grep -q "p2pdial: connected via out to 198.51.100.4:" "$errf"
+	grep -q "rvlisten: a dialer came before its invitation: holding it" "$log"
+	check_transfer "$out" "$BATS_FILE_TMPDIR/sent" "$BACKFILE"
+}

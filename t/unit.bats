@@ -19,6 +19,7 @@ setup() {
 	ID=00112233445566778899aabbccddeeff
 	TOK=0123456789abcdef0123456789abcdef
 	unset P2PFD P2P_RVD P2P_NAME P2P_SECRET P2P_TIMEOUT P2P_LADDER P2P_PROXY
+	export P2P_CACHE=$BATS_TEST_TMPDIR/cache
 	unset https_proxy HTTPS_PROXY all_proxy ALL_PROXY
 }
 
@@ -649,4 +650,57 @@ built() {
 	[ "${lines[0]}" = "won #0" ]
 	[ "${lines[4]}" = "go 0" ]
 	[ "${lines[5]}" = "commitment held" ]
+}
+
+# ---- racing rungs: -e hands the ticket on early, later rungs wait for the end ----
+
+# silent_port: $port, a loopback port that completes TCP's handshake but never
+# answers, for 10 s or until $SILENT_PID is killed.
+silent_port() {
+	coproc SILENT { exec perl -MIO::Socket::INET -e '$| = 1;
+		my $s = IO::Socket::INET->new(Listen => 5, LocalAddr => "127.0.0.1:0") or die;
+		print $s->sockport, "\n"; sleep 10' 3>&-; }
+	read -r port <&"${SILENT[0]}"
+}
+
+@test "dialport: passes its ticket on only when the rung before it has ended, with its late tried lines" {
+	run -1 --separate-stderr bash -c '{ printf "peer bob\naddr 127.0.0.1:1\n\n"; sleep 0.5
+		printf "tried dialdirect 127.0.0.1:1 timeout\n\n"; } | dialport'
+	[ "${lines[0]}" = "peer bob" ]
+	[ "${lines[2]}" = "tried dialdirect 127.0.0.1:1 timeout" ]
+	[ "${lines[3]}" = "tried dialport peer listens on no extra ports" ]
+	[ "${#lines[@]}" -eq 4 ]
+}
+
+@test "dialdirect -e: hands the ticket on while it races, and its failure follows it" {
+	silent_port
+	out=$BATS_TEST_TMPDIR/out
+	ticket "peer bob" "id $ID" "token $TOK" "addr 127.0.0.1:$port" > "$BATS_TEST_TMPDIR/t"
+	run -1 p2pcatch "P2P_TIMEOUT=1 dialdirect -e < $BATS_TEST_TMPDIR/t > $out" true
+	kill "$SILENT_PID" 2>/dev/null || true
+	# Two blocks: the ticket as it was when handed on, then the late tried line.
+	run cat "$out"
+	[ "${lines[0]}" = "peer bob" ]
+	[ "${lines[3]}" = "addr 127.0.0.1:$port" ]
+	[ "${lines[4]}" = "tried dialdirect 127.0.0.1:$port timeout" ]
+	[ "${#lines[@]}" -eq 5 ]
+	[ "$(grep -c '^$' "$out")" -eq 2 ]
+	[ "$(sed -n 5p "$out")" = "" ]
+}
+
+@test "dialdirect -e: without a catcher on P2PFD it does not race" {
+	silent_port
+	run -1 env P2P_TIMEOUT=0.5 dialdirect -e < <(ticket "peer bob" "id $ID" "token $TOK" \
+	    "addr 127.0.0.1:$port")
+	kill "$SILENT_PID" 2>/dev/null || true
+	[ "${lines[3]}" = "addr 127.0.0.1:$port" ]
+	[ "${lines[4]}" = "tried dialdirect 127.0.0.1:$port timeout" ]
+	[ "${#lines[@]}" -eq 5 ]
+}
+
+@test "dialport -e: with no port to try, hands the ticket on at once" {
+	out=$BATS_TEST_TMPDIR/out
+	run -1 p2pcatch "{ printf 'peer bob\naddr 127.0.0.1:1\n\n'; sleep 0.5; } | dialport -e > $out" true
+	[ "$(sed -n 3p "$out")" = "" ]
+	[ "$(sed -n 4p "$out")" = "tried dialport peer listens on no extra ports" ]
 }

@@ -499,7 +499,7 @@ cmd_race(int argc, char **argv)
 {
 	char addrs[TICKET_ADDRS][ADDR_STR], why[LINE_MAX_], won[ADDR_STR];
 	char line[LINE_MAX_ + 1];
-	struct race_hs hs = { SESSID, TOKEN, -1, 0, 0 };
+	struct race_hs hs = { .id = SESSID, .token = TOKEN, .commit = -1 };
 	int ch, ms = 2000, stagger = 250, plain = 0, held = 0, i, n, fd, lfd;
 	long t0, took;
 	pid_t pid;

@@ -13,7 +13,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: dialdirect [-v] [-t SECONDS] [PROG...]\n"
+	fprintf(stderr, "usage: dialdirect [-ev] [-t SECONDS] [PROG...]\n"
 	    "       dialdirect [-v] [-t SECONDS] HOST:PORT [PROG...]\n");
 	exit(EX_USAGE_);
 }
@@ -24,10 +24,13 @@ main(int argc, char *argv[])
 	struct ticket t;
 	struct race_hs hs, *hp;
 	char why[LINE_MAX_ / 2], won[ADDR_STR], emsg[256];
-	int ch, tsec = 0, ms, fd, r;
+	int ch, tsec = 0, early = 0, ms, fd, r;
 
-	while ((ch = getopt(argc, argv, "+t:v")) != -1) {
+	while ((ch = getopt(argc, argv, "+et:v")) != -1) {
 		switch (ch) {
+		case 'e':
+			early = 1;
+			break;
 		case 't':
 			tsec = arg_seconds(optarg, 't', 3600);
 			break;
@@ -49,13 +52,19 @@ main(int argc, char *argv[])
 		return deliver(fd, &(struct conninfo){ "direct", NULL, 0 }, argv + 1,
 		    SIDE_DIAL);
 	}
+	/* Unbuffered, so that what follows the ticket stays for dial_race. */
+	setvbuf(stdin, NULL, _IONBF, 0);
 	if ((r = ticket_read(stdin, &t, emsg, sizeof(emsg))) == 0)
 		return EX_CONNECTED;
 	if (r == -1)
 		errx(EX_USAGE_, "%s", emsg);
 	ms = dial_budget_ms(tsec, t.rtt);
 	vlog("dialling %d candidates within %d ms", t.naddr, ms);
-	hp = race_hs_init(&hs, &t);
+	if ((hp = race_hs_init(&hs, &t)) != NULL)
+		hp->late = &t;
+	/* Racing the next rung needs a catcher on $P2PFD, as in rvinvite. */
+	if (hp != NULL && early && getenv("P2PFD") != NULL)
+		hp->handoff = &t;
 	fd = dial_race(t.addr, t.naddr, hp, ms, dial_stagger_ms(t.rtt), why,
 	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {

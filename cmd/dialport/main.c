@@ -15,7 +15,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: dialport [-v] [-t SECONDS] [-p PORTS] [PROG...]\n");
+	fprintf(stderr, "usage: dialport [-ev] [-t SECONDS] [-p PORTS] [PROG...]\n");
 	exit(EX_USAGE_);
 }
 
@@ -24,8 +24,8 @@ usage(void)
  * or -1 with why appended to all.
  */
 static int
-dial_port(const struct ticket *t, int port, int ms, char *all, size_t alln,
-    int *go)
+dial_port(struct ticket *t, int port, int ms, int early, char *all,
+    size_t alln, int *go)
 {
 	struct race_hs hs, *hp = race_hs_init(&hs, t);
 	char addrs[TICKET_ADDRS][ADDR_STR], why[LINE_MAX_ / 2], won[ADDR_STR];
@@ -34,6 +34,8 @@ dial_port(const struct ticket *t, int port, int ms, char *all, size_t alln,
 	n = addrs_onport(t, port, addrs, TICKET_ADDRS);
 	vlog("trying port %d, %d address%s, for %d ms", port, n,
 	    n == 1 ? "" : "es", ms);
+	if (hp != NULL && early)
+		hp->handoff = t;
 	fd = dial_race(addrs, n, hp, ms, dial_stagger_ms(t->rtt), why,
 	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {
@@ -54,9 +56,13 @@ main(int argc, char *argv[])
 	char why[LINE_MAX_], emsg[256];
 	const char *plist = "443,80";
 	int ports[MAXPORTS], np, ch, tsec = 0, ms, fd, r, i, tried = 0, go;
+	int early = 0;
 
-	while ((ch = getopt(argc, argv, "+p:t:v")) != -1) {
+	while ((ch = getopt(argc, argv, "+ep:t:v")) != -1) {
 		switch (ch) {
+		case 'e':
+			early = 1;
+			break;
 		case 'p':
 			plist = optarg;
 			break;
@@ -78,6 +84,13 @@ main(int argc, char *argv[])
 	if (r == -1)
 		errx(EX_USAGE_, "%s", emsg);
 	ms = dial_budget_ms(tsec, t.rtt);
+	if (getenv("P2PFD") == NULL)
+		early = 0;
+	for (i = 0; i < np && !ticket_hasport(&t, ports[i]); i++)
+		;
+	/* Nothing for us to try: racing, the next rung need not wait for us. */
+	if (early && i == np)
+		ticket_handoff(&t);
 	if (t.nport == 0)
 		return ticket_pass(&t, "dialport", "peer listens on no extra ports");
 	why[0] = '\0';
@@ -87,7 +100,8 @@ main(int argc, char *argv[])
 			continue;
 		}
 		tried++;
-		if ((fd = dial_port(&t, ports[i], ms, why, sizeof(why), &go)) != -1)
+		if ((fd = dial_port(&t, ports[i], ms, early, why, sizeof(why),
+		    &go)) != -1)
 			return deliver(fd, &(struct conninfo){ "port", t.peer, go },
 			    argv, SIDE_DIAL);
 	}

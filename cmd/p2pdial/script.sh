@@ -23,5 +23,5 @@ if [ -z "${P2P_LADDER:-}" ] && [ -z "${P2P_RVD:-}" ]; then
 	echo "p2pdial: no rendezvous address: set P2P_RVD" >&2
 	exit 100
 fi
-ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect $v | dialport $v | dialproxy $v | relaycat $v"}
+ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
 exec p2pcatch -n p2pdial $F $v -P "$peer" "$ladder" "$@"

@@ -221,6 +221,8 @@ main(int argc, char *argv[])
 			errx(EX_USAGE_, "%s", emsg);
 		if (t.peer[0] == '\0')
 			errx(EX_USAGE_, "malformed ticket: no peer");
+		/* The last resort: not while a rung before us still races. */
+		ticket_await(stdin, &t);
 	} else {
 		if (!name_valid(argv[0]))
 			errx(EX_USAGE_, "bad peer name: %s", argv[0]);

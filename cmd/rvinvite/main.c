@@ -85,12 +85,52 @@ listen_fresh(int *port)
 	return fd;
 }
 
-/* Pass the ticket on, and let the next rung know that no more is coming. */
+static int closed;		/* our stdout: nothing more for the next rung */
+
+/*
+ * Pass the ticket on (only our tried line when it went on early), and
+ * let the next rung know that no more is coming.
+ */
 static void
 pass_on(struct ticket *t, const char *why)
 {
+	if (closed)
+		return;
 	ticket_pass(t, "rvinvite", why);
 	fclose(stdout);
+	closed = 1;
+}
+
+/*
+ * The peer's candidates, from rvd's SENT or the peer's CAND: remember them
+ * for the next dial, and when racing pass them on -- after the ticket
+ * with the cached ones, when that went first, as lines of their own.
+ */
+static void
+got_cands(struct ticket *t, char **w, int n, int early)
+{
+	struct ticket fresh;
+	int i, n0 = t->naddr;
+
+	memset(&fresh, 0, sizeof(fresh));
+	strlcpy(fresh.peer, t->peer, sizeof(fresh.peer));
+	fresh.rtt = t->rtt;
+	take_cands(&fresh, w, n);
+	cache_save(&fresh, t->rv);
+	take_cands(t, w, n);
+	if (!early || closed || t->naddr == 0)
+		return;
+	if (!t->handed) {
+		vlog("racing %s: passing its candidates on", t->peer);
+		pass_on(t, "racing the peer's dial");
+		return;
+	}
+	vlog("%d of %s's candidates were not in the cache", t->naddr - n0, t->peer);
+	for (i = n0; i < t->naddr; i++)
+		printf("addr %s\n", t->addr[i]);
+	printf("\n");
+	fclose(stdout);
+	closed = 1;
 }
 
 int
@@ -103,7 +143,7 @@ main(int argc, char *argv[])
 	char invite[LINE_MAX_ + 1], msg[LINE_MAX_ + 1];
 	const char *rvaddr, *name, *secret, *why = "timeout";
 	long deadline;
-	int ch, tsec = 0, early = 0, passed = 0, lfd, port, ncand, i, n;
+	int ch, tsec = 0, early = 0, lfd, port, ncand, i, n;
 	int fd = -1, ms;
 
 	rvaddr = getenv("P2P_RVD");
@@ -156,6 +196,12 @@ main(int argc, char *argv[])
 	for (i = 0; i < ncand; i++) {
 		strlcat(invite, " ", sizeof(invite));
 		strlcat(invite, cand[i], sizeof(invite));
+	}
+	/* The peer's candidates of last time race the invitation itself. */
+	if (early && (n = cache_load(&t)) > 0) {
+		vlog("racing %s: passing its %d cached candidates on", t.peer, n);
+		ticket_tried(&t, "rvinvite racing the peer's dial");
+		ticket_handoff(&t);
 	}
 	ms = env_timeout_ms(0, 3);
 	if (rv_logon(&rv, rvaddr, "LOGON", name, secret, invite, ms) == -1) {
@@ -213,23 +259,13 @@ main(int argc, char *argv[])
 		}
 		if (strcmp(w[0], "SENT") == 0 && n > 2) {
 			/* The peer's standing candidates, from rvd: race at once. */
-			take_cands(&t, w + 2, n - 2);
-			if (early && !passed && t.naddr > 0) {
-				vlog("racing %s: passing its candidates on", t.peer);
-				pass_on(&t, "racing the peer's dial");
-				passed = 1;
-			}
+			got_cands(&t, w + 2, n - 2, early);
 			continue;
 		}
 		if (strcmp(w[0], "MSG") != 0 || n < 3)
 			continue;
 		if (strcmp(w[2], "CAND") == 0) {
-			take_cands(&t, w + 3, n - 3);
-			if (early && !passed) {
-				vlog("racing %s: passing its candidates on", t.peer);
-				pass_on(&t, "racing the peer's dial");
-				passed = 1;
-			}
+			got_cands(&t, w + 3, n - 3, early);
 		} else if (strcmp(w[2], "FAIL") == 0) {
 			why = "peer could not dial us";
 			break;
@@ -242,7 +278,6 @@ main(int argc, char *argv[])
 		    SIDE_DIAL);
 	}
 	vlog("no dial in from %s: %s", t.peer, why);
-	if (!passed)
-		pass_on(&t, why);
+	pass_on(&t, why);
 	return EX_NOTCONN;
 }

@@ -42,7 +42,9 @@ struct hs {
 	char buf[LINE_MAX_ + 1];
 	size_t len;
 	long deadline;
-	char wait[ID_HEX + 1];	/* the session whose commitment we wait for */
+	char wait[ID_HEX + 1];	/* the session its line named: it waits */
+	char token[ID_HEX + 1];
+	long hold;		/* until when an unknown session may still come */
 };
 
 static struct rv rv;
@@ -54,6 +56,8 @@ static struct hs hs[MAXHS];
 static char **prog;
 static int keepalive_ms = 25000;
 static long rv_last, rv_pinged, rv_retry, backoff = 1000;
+static long wake_at;		/* when the poll must wake, at the latest */
+static int hold_ms = 500;	/* how long a dial may precede its invitation */
 static volatile sig_atomic_t stopping;
 
 static void
@@ -255,6 +259,10 @@ rv_connect(void)
 	}
 	rvup = 1;
 	backoff = 1000;
+	/* An invitation lags a racing dial by about half a round trip. */
+	hold_ms = 2 * fd_rtt_ms(rv.fd) + 200;
+	if (hold_ms > 1000)
+		hold_ms = 1000;
 	rv_last = now_ms();
 	logline("logged on to %s as %s, seen at %s", rvaddr, name, rv.observed);
 	/* rvd hands these to an inviter at once, before we hear of it. */
@@ -350,11 +358,10 @@ ladder_input(struct sess *s)
 }
 
 /*
- * Take the inviter's dial h for session s, when the commitment is ours:
- * 1 when it is answered (served or refused), 0 while a dialer of ours
- * holds the commitment and h must wait for it.
+ * Take the inviter's dial h for session s when the commitment is ours;
+ * while a dialer of ours holds it, h waits.
  */
-static int
+static void
 hs_take(struct hs *h, struct sess *s)
 {
 	if (s->done) {
@@ -362,35 +369,40 @@ hs_take(struct hs *h, struct sess *s)
 		line_write(h->fd, 100, "ERR session taken");
 		close(h->fd);
 		h->fd = -1;
-		return 1;
+		return;
 	}
-	if (!commit_take(s->commit)) {
-		strlcpy(h->wait, s->id, sizeof(h->wait));
-		return 0;
-	}
-	h->wait[0] = '\0';
+	if (!commit_take(s->commit))
+		return;
 	if (line_write(h->fd, 2000, "OK") == -1) {
 		/* Gone already: the commitment is free again. */
 		commit_give(s->commit);
 		close(h->fd);
 		h->fd = -1;
-		return 1;
+		return;
 	}
 	s->done = 1;
 	ladder_end(s);
 	fd_nonblock(h->fd, 0);
 	serve(h->fd, h->via, s->peer);
 	h->fd = -1;
-	return 1;
 }
 
-/* A waiting dialer's session may have freed its commitment. */
+/*
+ * Answer the dialer h, whose line named session h->wait: a wrong token is
+ * refused, a right one taken when it can be. A session we have not heard
+ * of yet gets until h->hold: an inviter racing the candidates it cached
+ * may dial before its invitation reaches us.
+ */
 static void
-hs_retry(struct hs *h)
+hs_check(struct hs *h)
 {
 	struct sess *s = sess_find(h->wait);
 
-	if (s == NULL) {
+	if (s == NULL && now_ms() < h->hold)
+		return;
+	if (s == NULL || s->token[0] == '\0' || !secret_equal(h->token, s->token)) {
+		logline("refused a dialer: wrong session or token");
+		line_write(h->fd, 100, "ERR bad token");
 		close(h->fd);
 		h->fd = -1;
 		return;
@@ -403,7 +415,6 @@ static void
 hs_input(struct hs *h)
 {
 	char *w[4];
-	struct sess *s;
 	ssize_t r;
 	char c;
 
@@ -423,15 +434,13 @@ hs_input(struct hs *h)
 			line_write(h->fd, 100, "ERR bad handshake");
 			goto drop;
 		}
-		s = sess_find(w[1]);
-		if (s == NULL || s->token[0] == '\0' ||
-		    !secret_equal(w[2], s->token)) {
-			logline("refused a dialer: wrong session or token");
-			line_write(h->fd, 100, "ERR bad token");
-			goto drop;
-		}
+		strlcpy(h->wait, w[1], sizeof(h->wait));
+		strlcpy(h->token, w[2], sizeof(h->token));
+		h->hold = now_ms() + hold_ms;
 		/* One OK per session: the first connection taken is the one. */
-		hs_take(h, s);
+		hs_check(h);
+		if (h->fd != -1 && sess_find(h->wait) == NULL)
+			vlog("a dialer came before its invitation: holding it");
 		return;
 	}
 	if (r == -1 && (errno == EAGAIN || errno == EINTR))
@@ -508,6 +517,7 @@ watch_all(struct pollfd *p, void **who, int *kind)
 {
 	int i, n = 0;
 
+	wake_at = now_ms() + 1000;
 	if (rvup)
 		watch(p, who, kind, &n, rv.fd, W_RVD, NULL);
 	for (i = 0; i < nlisten; i++)
@@ -517,12 +527,18 @@ watch_all(struct pollfd *p, void **who, int *kind)
 
 		if (hs[i].fd == -1)
 			continue;
-		if (hs[i].wait[0] == '\0')
+		if (hs[i].wait[0] == '\0') {
 			watch(p, who, kind, &n, hs[i].fd, W_HANDSHAKE, &hs[i]);
-		else if ((s = sess_find(hs[i].wait)) != NULL && !s->done)
+			continue;
+		}
+		/* Waiting: for its invitation, or for the commitment. */
+		hs_check(&hs[i]);
+		if (hs[i].fd == -1)
+			continue;
+		if ((s = sess_find(hs[i].wait)) != NULL)
 			watch(p, who, kind, &n, s->commit, W_HELD, &hs[i]);
-		else
-			hs_retry(&hs[i]);
+		else if (hs[i].hold < wake_at)
+			wake_at = hs[i].hold;
 	}
 	for (i = 0; i < MAXSESS; i++) {
 		if (!sess[i].used || !sess[i].running)
@@ -555,7 +571,7 @@ dispatch(int kind, void *who)
 		break;
 	case W_HELD:
 		if (h->fd != -1 && h->wait[0] != '\0')
-			hs_retry(h);
+			hs_check(h);
 		break;
 	case W_LADDER:
 		if (s->running)
@@ -643,7 +659,8 @@ main(int argc, char *argv[])
 		n = watch_all(p, who, kind);
 		if (rvup && rv.lb.len > 0)
 			rv_input();
-		if (poll(p, n, 1000) == -1 && errno != EINTR)
+		if (poll(p, n, (int)(wake_at > now_ms() ? wake_at - now_ms() : 0)) ==
+		    -1 && errno != EINTR)
 			err(EX_SYSTEM, "poll");
 		for (i = 0; i < n; i++)
 			if (p[i].revents != 0)

@@ -4,6 +4,8 @@ bats_require_minimum_version 1.5.0
 load lab
 export PATH="${P2P_BIN:-$BATS_TEST_DIRNAME/../bin}:$BATS_TEST_DIRNAME/helpers:$PATH"
 export P2P_RVD=198.51.100.1:7070
+# Each test file its own cache of the peers' candidates (see rvinvite(1)), none in $HOME.
+export P2P_CACHE=$BATS_FILE_TMPDIR/cache
 
 # make_data NAME MIB: a file of random bytes, made once per test file.
 make_data() {
@@ -57,4 +59,16 @@ lab_down_checked() {
 		grep -h -A5 -E "AddressSanitizer|runtime error:" "$BATS_FILE_TMPDIR"/*.log | head -40
 		return 1
 	fi
+}
+
+# in_order FILE ERE...: each ERE matches a line after the line the ERE
+# before it matched.
+in_order() {
+	local f=$1 prev=0 n pat
+	shift
+	for pat in "$@"; do
+		n=$(tail -n +$(( prev + 1 )) "$f" | grep -n -m1 -E -- "$pat" | cut -d: -f1)
+		[ -n "$n" ] || { echo "not in order (after line $prev): $pat"; return 1; }
+		prev=$(( prev + n ))
+	done
 }

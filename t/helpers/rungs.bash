@@ -126,18 +126,6 @@ stamp() {
 	done
 }
 
-# in_order FILE ERE...: each ERE matches a line after the line the ERE
-# before it matched.
-in_order() {
-	local f=$1 prev=0 n pat
-	shift
-	for pat in "$@"; do
-		n=$(tail -n +$(( prev + 1 )) "$f" | grep -n -m1 -E -- "$pat" | cut -d: -f1)
-		[ -n "$n" ] || { echo "not in order (after line $prev): $pat"; return 1; }
-		prev=$(( prev + n ))
-	done
-}
-
 # at FILE ERE: the stamp (see stamp) of the first line matching ERE, in ms.
 at() {
 	local t
