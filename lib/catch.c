@@ -40,19 +40,27 @@ int
 ladder_start(struct ladder *l, char *const argv[], const char *input,
     const char *peer, int commit)
 {
-	int sp[2], in[2], out[2];
+	int sp[2] = { -1, -1 }, in[2] = { -1, -1 }, out[2] = { -1, -1 }, i, e;
 	size_t n = input ? strlen(input) : 0;
 
 	memset(l, 0, sizeof(*l));
+	/* A ticket is far smaller than a pipe's buffer: the write cannot block. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1 ||
-	    pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1)
+	    pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
+	    (n > 0 && write(in[1], input, n) != (ssize_t)n) ||
+	    (l->pid = fork()) == -1) {
+		e = errno;
+		for (i = 0; i < 2; i++) {
+			if (sp[i] != -1)
+				close(sp[i]);
+			if (in[i] != -1)
+				close(in[i]);
+			if (out[i] != -1)
+				close(out[i]);
+		}
+		errno = e;
 		return -1;
-	/* A ticket is far smaller than a pipe's buffer: this cannot block. */
-	if (n > 0 && write(in[1], input, n) != (ssize_t)n)
-		return -1;
-	close(in[1]);
-	if ((l->pid = fork()) == -1)
-		return -1;
+	}
 	if (l->pid == 0) {
 		setpgid(0, 0);
 		signal(SIGPIPE, SIG_DFL);
@@ -77,6 +85,7 @@ ladder_start(struct ladder *l, char *const argv[], const char *input,
 		_exit(EX_SYSTEM);
 	}
 	setpgid(l->pid, l->pid);
+	close(in[1]);
 	close(in[0]);
 	close(out[1]);
 	close(sp[1]);

@@ -46,6 +46,8 @@ int
 commit_env(void)
 {
 	const char *s = getenv("P2PCOMMIT"), *e;
+	char path[64], link[64];
+	ssize_t n;
 	int fd;
 
 	if (s == NULL || *s == '\0')
@@ -53,5 +55,12 @@ commit_env(void)
 	fd = strtonum(s, 0, 1 << 20, &e);
 	if (e != NULL)
 		errx(EX_USAGE_, "bad P2PCOMMIT: %s", s);
+	/* Reading 8 bytes from some other inherited fd would be no commitment. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if ((n = readlink(path, link, sizeof(link) - 1)) == -1 ||
+	    (link[n] = '\0', strcmp(link, "anon_inode:[eventfd]") != 0)) {
+		warnx("P2PCOMMIT %d is no eventfd: ignored", fd);
+		return -1;
+	}
 	return fd;
 }

@@ -4,6 +4,7 @@
  * first that connects (and, with a handshake, is answered "OK").
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -11,7 +12,8 @@
 
 #include "p2p.h"
 
-enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_DONE };
+/* C_OFFERED: answered OK, but waiting while our GO on another is out. */
+enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OFFERED, C_DONE };
 
 struct cand {
 	int fd, state;
@@ -55,15 +57,23 @@ cand_start(struct cand *c, const char *a, int fastopen)
 	c->state = C_CONNECTING;
 }
 
-/* Fail c with why, giving back the commitment it held. */
+/*
+ * Fail c with why. A commitment it held goes back only when the inviter
+ * cannot have taken our GO: it said ERR, or something else, or closed or
+ * reset without a word (it answers OK before it delivers, and the OK would
+ * come first). After a timeout it may have, so the commitment stays
+ * spent: no second connection, though maybe none at all.
+ */
 static void
-cand_fail(struct cand *c, struct race_hs *hs, const char *why)
+cand_fail(struct cand *c, struct race_hs *hs, const char *why, int giveback)
 {
-	if (c->go) {
+	if (c->go && giveback) {
 		commit_give(hs->commit);
 		hs->holding = 0;
-		c->go = 0;
-	}
+	} else if (c->go)
+		vlog("%s: our GO may have been taken: the session stays taken",
+		    c->addr);
+	c->go = 0;
 	c->why = why;
 	c->state = C_DONE;
 	if (c->fd != -1)
@@ -86,7 +96,7 @@ cand_step(struct cand *c, struct race_hs *hs)
 	if (c->state == C_CONNECTING) {
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
 		if (e != 0) {
-			cand_fail(c, hs, strerror(e));
+			cand_fail(c, hs, strerror(e), 1);
 			return 0;
 		}
 		if (hs == NULL)
@@ -103,7 +113,7 @@ cand_step(struct cand *c, struct race_hs *hs)
 		/* The lines are far below a fresh socket's buffer: they go at once. */
 		if (line_write(c->fd, 0, "P2P %s %s%s", hs->id, hs->token,
 		    c->go ? "\nGO" : "") == -1) {
-			cand_fail(c, hs, strerror(errno));
+			cand_fail(c, hs, strerror(errno), 1);
 			return 0;
 		}
 		c->state = C_HANDSHAKE;
@@ -118,19 +128,20 @@ cand_step(struct cand *c, struct race_hs *hs)
 			c->in[c->inlen] = '\0';
 			cand_fail(c, hs, strcmp(c->in, "ERR session taken") == 0 ?
 			    "took another connection" : strncmp(c->in, "ERR", 3) == 0 ?
-			    "refused our token" : "not a p2pdial peer");
+			    "refused our token" : "not a p2pdial peer", 1);
 			return 0;
 		}
 		if (c->inlen >= sizeof(c->in) - 1) {
-			cand_fail(c, hs, "not a p2pdial peer");
+			cand_fail(c, hs, "not a p2pdial peer", 1);
 			return 0;
 		}
 		c->in[c->inlen++] = ch;
 	}
+	/* A close or a reset with no OK before it: nothing was taken. */
 	if (r == 0)
-		cand_fail(c, hs, "closed in the handshake");
+		cand_fail(c, hs, "closed in the handshake", 1);
 	else if (errno != EAGAIN && errno != EINTR)
-		cand_fail(c, hs, strerror(errno));
+		cand_fail(c, hs, strerror(errno), errno == ECONNRESET);
 	return 0;
 }
 
@@ -181,6 +192,18 @@ race_why(char addrs[][ADDR_STR], struct cand *c, int n, char *why, size_t whyn)
 		strlcpy(why, "no candidates", whyn);
 }
 
+/* Is a candidate that said GO still waiting for its answer? */
+static int
+go_pending(const struct cand *c, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (c[i].go && c[i].state == C_HANDSHAKE)
+			return 1;
+	return 0;
+}
+
 /*
  * Race the n addresses for at most ms: the winning socket (blocking), or
  * -1 with why saying what happened to each. won gets the winner's address.
@@ -192,10 +215,12 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 	struct cand c[TICKET_ADDRS];
 	struct pollfd p[TICKET_ADDRS + 1];
 	struct linebuf lb = { .len = 0 };
+	struct stat st;
 	long deadline = now_ms() + ms, next = 0, now, wake;
-	int started = 0, i, live, fd = -1, np;
-	/* More candidates may follow the ticket while we race (ticket_late). */
-	int latefd = hs != NULL && hs->late != NULL && hs->late->addr == addrs ?
+	int started = 0, i, live, fd = -1, np, extended = 0, handoff;
+	/* More candidates may follow the ticket down a pipe (ticket_late). */
+	int latefd = hs != NULL && hs->late != NULL && hs->late->addr == addrs &&
+	    fstat(0, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) ?
 	    0 : -1;
 
 	if (n > TICKET_ADDRS)
@@ -203,11 +228,20 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 	memset(c, 0, sizeof(c));
 	for (i = 0; i < TICKET_ADDRS; i++)
 		c[i].fd = -1;
-	while ((now = now_ms()) < deadline && fd == -1) {
+	while (fd == -1) {
+		if ((now = now_ms()) >= deadline) {
+			/* Our GO is out: its answer decides the session. */
+			if (extended || !go_pending(c, started))
+				break;
+			vlog("waiting once more for the answer to our GO");
+			deadline = now + ms;
+			extended = 1;
+		}
 		for (live = 0, i = 0; i < started; i++)
 			live += c[i].state != C_DONE;
 		if (started < n && (now >= next || live == 0)) {
-			cand_start(&c[started], addrs[started], hs != NULL);
+			cand_start(&c[started], addrs[started],
+			    hs != NULL && hs->commit == -1);
 			vlog("trying %s", addrs[started]);
 			started++;
 			next = now + stagger_ms;
@@ -215,21 +249,27 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 		}
 		if (live == 0 && latefd == -1)
 			break;
-		/* With all started, the next rung is one more candidate (RFC 8305). */
-		if (started == n && hs != NULL && hs->handoff != NULL && now >= next) {
+		/*
+		 * With all started, and all the rung before us had to say, the
+		 * next rung is one more candidate (RFC 8305).
+		 */
+		handoff = started == n && latefd == -1 && hs != NULL &&
+		    hs->handoff != NULL;
+		if (handoff && now >= next) {
 			ticket_handoff(hs->handoff);
 			hs->handoff = NULL;
+			handoff = 0;
 		}
 		for (i = 0; i < started; i++) {
-			p[i].fd = c[i].state == C_DONE ? -1 : c[i].fd;
+			p[i].fd = c[i].state == C_DONE || c[i].state == C_OFFERED ?
+			    -1 : c[i].fd;
 			p[i].events = c[i].state == C_CONNECTING ? POLLOUT : POLLIN;
 			p[i].revents = 0;
 		}
 		np = started;
 		if (latefd != -1)
 			p[np++] = (struct pollfd){ .fd = latefd, .events = POLLIN };
-		wake = started < n || (hs != NULL && hs->handoff != NULL) ?
-		    next : deadline;
+		wake = started < n || handoff ? next : deadline;
 		if (wake > deadline)
 			wake = deadline;
 		if (poll(p, np, (int)(wake > now ? wake - now : 0)) == -1 &&
@@ -241,18 +281,35 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 			n = hs->late->naddr < TICKET_ADDRS ? hs->late->naddr :
 			    TICKET_ADDRS;
 		}
-		for (i = 0; i < started && fd == -1; i++)
-			if (p[i].fd != -1 && p[i].revents && cand_step(&c[i], hs)) {
-				fd = c[i].fd;
-				c[i].fd = -1;
-				if (hs != NULL)
-					hs->go = c[i].go;
-				strlcpy(won, addrs[i], wonn);
+		for (i = 0; i < started && fd == -1; i++) {
+			if (p[i].fd == -1 || !p[i].revents || !cand_step(&c[i], hs))
+				continue;
+			/*
+			 * Only offered, while our GO on another may yet be
+			 * taken: that one's answer comes first.
+			 */
+			if (hs != NULL && hs->holding && !c[i].go) {
+				c[i].state = C_OFFERED;
+				continue;
 			}
+			fd = i;
+		}
+		/* Our GO came to nothing and went back: take an offered one. */
+		for (i = 0; i < started && fd == -1 && hs != NULL && !hs->holding; i++)
+			if (c[i].state == C_OFFERED)
+				fd = i;
+		if (fd != -1) {
+			i = fd;
+			fd = c[i].fd;
+			c[i].fd = -1;
+			if (hs != NULL)
+				hs->go = c[i].go;
+			strlcpy(won, addrs[i], wonn);
+		}
 	}
 	for (i = 0; i < started; i++)
 		if (c[i].fd != -1)
-			cand_fail(&c[i], hs, NULL);	/* "timeout" */
+			cand_fail(&c[i], hs, NULL, 0);	/* "timeout" */
 	if (fd == -1) {
 		race_why(addrs, c, n, why, whyn);
 		errno = ETIMEDOUT;

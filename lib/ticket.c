@@ -1,7 +1,9 @@
 /* Tickets: "key value" lines ended by a blank line, passed through pipes. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "p2p.h"
 
@@ -87,6 +89,8 @@ ticket_read(FILE *f, struct ticket *t, char *err, size_t errn)
 	size_t l;
 
 	memset(t, 0, sizeof(*t));
+	/* What follows the ticket stays unread, for ticket_await and dial_race. */
+	setvbuf(f, NULL, _IONBF, 0);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		l = strlen(line);
 		if (l == 0 || line[l - 1] != '\n') {
@@ -187,15 +191,26 @@ ticket_handoff(struct ticket *t)
 
 /*
  * Wait for the rungs before us to end (a rung that handed us the ticket
- * early ends its output when it is done) and add the "tried" lines they
- * wrote after the ticket.
+ * early ends its output when it is done), for at most twice P2P_TIMEOUT,
+ * and add the lines they wrote after the ticket.
  */
 void
 ticket_await(FILE *f, struct ticket *t)
 {
+	struct pollfd p = { .fd = fileno(f), .events = POLLIN };
 	char line[LINE_MAX_ + 2];
+	long deadline = now_ms() + 2L * env_timeout_ms(0, 3), left;
 
-	while (fgets(line, sizeof(line), f) != NULL) {
+	/* Someone at a terminal typed the ticket: no rung before us. */
+	if (isatty(p.fd))
+		return;
+	for (;;) {
+		if ((left = deadline - now_ms()) <= 0 || poll(&p, 1, (int)left) <= 0) {
+			vlog("the rung before us is still at it: going on");
+			return;
+		}
+		if (fgets(line, sizeof(line), f) == NULL)
+			return;
 		line[strcspn(line, "\n")] = '\0';
 		if (line_printable(line))
 			ticket_late(t, line);
@@ -204,15 +219,23 @@ ticket_await(FILE *f, struct ticket *t)
 
 /*
  * Take one line that a rung before us wrote after the ticket: a candidate
- * it learnt late ("addr"), or why it failed ("tried"); 1 for a new address.
+ * or an extra port it learnt late ("addr", "port"), or why it failed
+ * ("tried"); 1 for a new address.
  */
 int
 ticket_late(struct ticket *t, const char *line)
 {
-	int n = t->naddr;
+	const char *e;
+	int n = t->naddr, p;
 
 	if (strncmp(line, "addr ", 5) == 0)
 		return ticket_addaddr(t, line + 5) == 0 && t->naddr > n;
+	if (strncmp(line, "port ", 5) == 0) {
+		p = strtonum(line + 5, 1, 65535, &e);
+		if (e == NULL && !ticket_hasport(t, p) && t->nport < TICKET_PORTS)
+			t->port[t->nport++] = p;
+		return 0;
+	}
 	if (strncmp(line, "tried ", 6) == 0 && t->ntried < TICKET_TRIED)
 		strlcpy(t->tried[t->ntried++], line + 6, sizeof(t->tried[0]));
 	return 0;

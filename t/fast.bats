@@ -134,3 +134,40 @@ cachefile() {
 	grep -q "rvlisten: a dialer came before its invitation: holding it" "$log"
 	check_transfer "$out" "$BATS_FILE_TMPDIR/sent" "$BACKFILE"
 }
+
+@test "an inviter's dial that hangs up while it is held is dropped, never answered OK" {
+	start_listener pub fast8
+	log=$LAB_BG_LOG
+	id=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	tok=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	# A hand-made inviter on pub2: its listener takes the invitee's dial (with
+	# GO) and holds it; its own dial to the invitee waits meanwhile, and hangs
+	# up; then the invitee's dial is closed, the commitment goes back, and a
+	# second dial of ours must be the one answered OK.
+	run lab pub2 timeout 10 perl -MIO::Socket::INET -e '$| = 1; my ($id, $tok) = @ARGV;
+		my $l = IO::Socket::INET->new(Listen => 5, LocalAddr => "198.51.100.5:7777",
+			ReuseAddr => 1) or die "listen: $!";
+		my $rv = IO::Socket::INET->new(PeerAddr => "198.51.100.1:7070") or die "rvd: $!";
+		print $rv "LOGON fake\nINVITE fast8 $id $tok 198.51.100.5:7777\n";
+		my $bob;
+		while (!$bob && defined(my $line = <$rv>)) {
+			($bob) = grep { /^198\.51\.100\.4:/ } split(" ", $1) if $line =~ /^SENT $id (.*)/;
+		}
+		print "listener $bob\n";
+		my $c = $l->accept or die "accept: $!";
+		my $hs = ""; $c->sysread($hs, 200);
+		print "its dial said: ", join(" / ", split(/\n/, $hs)), "\n";
+		my $d = IO::Socket::INET->new(PeerAddr => $bob) or die "dial: $!";
+		print $d "P2P $id $tok\n";
+		select(undef, undef, undef, 0.2); close $d;
+		select(undef, undef, undef, 0.1); close $c;
+		select(undef, undef, undef, 0.3);
+		my $e = IO::Socket::INET->new(PeerAddr => $bob) or die "dial: $!";
+		print $e "P2P $id $tok\n";
+		my $ans = <$e>; print "second dial: ", $ans // "nothing\n";' "$id" "$tok"
+	echo "$output"
+	[[ "${lines[1]}" == "its dial said: P2P $id $tok / GO" ]]
+	[ "${lines[2]}" = "second dial: OK" ]
+	grep -q "rvlisten: a held dialer went away" "$log"
+	[ "$(grep -c '^rvlisten: connected fake via ' "$log")" -eq 1 ]
+}

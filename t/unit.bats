@@ -634,14 +634,41 @@ built() {
 	[ "${lines[5]}" = "commitment held" ]
 }
 
-@test "commitment: a race that fails gives it back, refused or timed out" {
+@test "commitment: refused, or closed without a word, after GO: it goes back" {
 	run "$U" race -c -w ok
 	[ "$status" -eq 1 ]
 	[ "${lines[0]}" = "failed: #0 refused our token" ]
 	[ "${lines[3]}" = "commitment free" ]
-	run "$U" race -c -t 300 silent close
+	# (close: it reads our line, not the GO after it, so the close is a reset)
+	run "$U" race -c close
 	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "failed: #0 Connection reset by peer" ]
 	[ "${lines[3]}" = "commitment free" ]
+}
+
+@test "commitment: no answer to our GO: waited for once more, then it stays spent" {
+	# The inviter may have taken the GO: giving the commitment back could
+	# let the invitee take a second connection. Better none than two.
+	run "$U" race -c -t 300 silent
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "failed: #0 timeout" ]
+	[[ "${lines[1]}" =~ ^took\ ([0-9]+)$ ]]
+	[ "${BASH_REMATCH[1]}" -ge 590 ]
+	[ "${lines[3]}" = "commitment held" ]
+}
+
+@test "commitment: an OK on another dial waits for the answer to our GO" {
+	# #0 took the commitment and said GO; #1 is only offered meanwhile. When
+	# #0 comes to nothing and gives the commitment back, #1 is taken.
+	run "$U" race -c -s 100 -t 2000 close-late ok
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "won #1" ]
+	[ "${lines[4]}" = "go 0" ]
+	[ "${lines[5]}" = "commitment free" ]
+	# And when #0's GO is never answered, #1 is not taken at all.
+	run "$U" race -c -s 100 -t 300 silent ok
+	[ "$status" -eq 1 ]
+	[ "${lines[3]}" = "commitment held" ]
 }
 
 @test "commitment: held by someone else, the winner only offers (no GO)" {

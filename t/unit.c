@@ -13,7 +13,8 @@
  *   unit hex valid STR [LEN] | hex name STR | hex secret A B | hex random
  *   unit race [-t MS] [-s MS] [-w] [-p] [-c [-H]] CAND...
  *                                  dial_race against in-process listeners; CAND is
- *                                  ok, plain, refused, silent, garbage, close, junk
+ *                                  ok, plain, refused, silent, garbage, close,
+ *                                  close-late (after 300 ms), junk
  *                                  or a literal address; -c races with a session
  *                                  commitment (-H: somebody else holds it already)
  *                                  and says whether GO went and who holds it after
@@ -481,9 +482,12 @@ serve(int lfd, const char *kind)
 		} else if (strcmp(kind, "garbage") == 0) {
 			if (write(fd, "SSH-2.0-OpenSSH_9.2\r\n", 21) < 0)
 				_exit(2);
-		} else if (strcmp(kind, "close") == 0) {
+		} else if (strcmp(kind, "close") == 0 ||
+		    strcmp(kind, "close-late") == 0) {
 			/* Read the dialer's line, then hang up without a word. */
 			line_read(fd, line, sizeof(line), 3000);
+			if (kind[5] == '-')
+				usleep(300000);
 			close(fd);
 			continue;
 		} else if (strcmp(kind, "silent") == 0) {

@@ -110,7 +110,7 @@ static void
 got_cands(struct ticket *t, char **w, int n, int early)
 {
 	struct ticket fresh;
-	int i, n0 = t->naddr;
+	int i, n0 = t->naddr, p0 = t->nport;
 
 	memset(&fresh, 0, sizeof(fresh));
 	strlcpy(fresh.peer, t->peer, sizeof(fresh.peer));
@@ -128,6 +128,8 @@ got_cands(struct ticket *t, char **w, int n, int early)
 	vlog("%d of %s's candidates were not in the cache", t->naddr - n0, t->peer);
 	for (i = n0; i < t->naddr; i++)
 		printf("addr %s\n", t->addr[i]);
+	for (i = p0; i < t->nport; i++)
+		printf("port %d\n", t->port[i]);
 	printf("\n");
 	fclose(stdout);
 	closed = 1;

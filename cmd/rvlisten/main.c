@@ -325,9 +325,6 @@ ladder_input(struct sess *s)
 		ladder_end(s);
 		if (!s->done && s->token[0] != '\0') {
 			vlog("could not dial %s; waiting for its dial", s->peer);
-			/* A dialer that died holding the commitment held nothing. */
-			commit_take(s->commit);
-			commit_give(s->commit);
 			if (rvup)
 				rv_send(&rv, "MSG %s FAIL could not dial", s->id);
 		} else if (!s->done) {
@@ -358,6 +355,24 @@ ladder_input(struct sess *s)
 }
 
 /*
+ * Is the dialer h still there? A held one may have given up: drop it then.
+ * (A dialer waits for our answer: it never shuts its side before it.)
+ */
+static int
+hs_alive(struct hs *h)
+{
+	struct pollfd p = { .fd = h->fd, .events = POLLRDHUP };
+
+	if (poll(&p, 1, 0) != 0) {
+		vlog("a held dialer went away");
+		close(h->fd);
+		h->fd = -1;
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * Take the inviter's dial h for session s when the commitment is ours;
  * while a dialer of ours holds it, h waits.
  */
@@ -371,6 +386,8 @@ hs_take(struct hs *h, struct sess *s)
 		h->fd = -1;
 		return;
 	}
+	if (!hs_alive(h))
+		return;
 	if (!commit_take(s->commit))
 		return;
 	if (line_write(h->fd, 2000, "OK") == -1) {
@@ -539,6 +556,9 @@ watch_all(struct pollfd *p, void **who, int *kind)
 			watch(p, who, kind, &n, s->commit, W_HELD, &hs[i]);
 		else if (hs[i].hold < wake_at)
 			wake_at = hs[i].hold;
+		/* A held dialer that gives up is let go at once. */
+		watch(p, who, kind, &n, hs[i].fd, W_HELD, &hs[i]);
+		p[n - 1].events = POLLRDHUP;
 	}
 	for (i = 0; i < MAXSESS; i++) {
 		if (!sess[i].used || !sess[i].running)
@@ -570,7 +590,7 @@ dispatch(int kind, void *who)
 			hs_input(h);
 		break;
 	case W_HELD:
-		if (h->fd != -1 && h->wait[0] != '\0')
+		if (h->fd != -1 && h->wait[0] != '\0' && hs_alive(h))
 			hs_check(h);
 		break;
 	case W_LADDER:
