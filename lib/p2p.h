@@ -68,6 +68,7 @@ struct race_hs {
 	int commit;		/* the session's commitment ($P2PCOMMIT), or -1 */
 	int holding;		/* a candidate of ours holds it */
 	int go;			/* out: the winner was taken with GO already */
+	const char *stage;	/* who we are, for the handoff's mark */
 	struct ticket *handoff;	/* pass it on once all candidates have started
 				   and a stagger has passed, then race on */
 	struct ticket *late;	/* the ticket whose addr we race: take more
@@ -125,13 +126,15 @@ struct ticket {
 	int rtt;		/* ms to rvd as the ticket's writer measured it */
 	FILE *from;		/* read from here: the rungs before us write to it */
 	int handed;		/* passed on early: 1 + the tried lines it had then */
+	int raced;		/* the rung before us passed it early, racing on */
+	int lateblock;		/* and its block of late lines has come */
 };
-void ticket_handoff(struct ticket *t);
+void ticket_handoff(struct ticket *t, const char *stage);
 
 /* cache.c: the peers' last candidates, raced while the invitation travels. */
 int cache_load(struct ticket *t);
 void cache_save(const struct ticket *c, const char *rv);
-void ticket_await(FILE *f, struct ticket *t);
+int ticket_await(FILE *f, struct ticket *t);
 int ticket_late(struct ticket *t, const char *line);
 int ticket_read(FILE *f, struct ticket *t, char *err, size_t errn);
 int ticket_write(FILE *f, const struct ticket *t);

@@ -256,7 +256,7 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 		handoff = started == n && latefd == -1 && hs != NULL &&
 		    hs->handoff != NULL;
 		if (handoff && now >= next) {
-			ticket_handoff(hs->handoff);
+			ticket_handoff(hs->handoff, hs->stage);
 			hs->handoff = NULL;
 			handoff = 0;
 		}

@@ -77,6 +77,20 @@ ticket_line(struct ticket *t, char *line, char *err, size_t errn)
 	return 0;
 }
 
+/* Did the rung before us hand the ticket on early (ticket_handoff)? */
+static int
+ticket_raced(const struct ticket *t)
+{
+	const char *s;
+	size_t n;
+
+	if (t->ntried == 0)
+		return 0;
+	s = t->tried[t->ntried - 1];
+	n = strlen(s);
+	return n > 10 && strcmp(s + n - 10, " racing on") == 0;
+}
+
 /*
  * Read one ticket from f: 1 when read, 0 at end of file with no ticket
  * (an earlier stage connected), -1 when malformed, with err set.
@@ -117,6 +131,7 @@ ticket_read(FILE *f, struct ticket *t, char *err, size_t errn)
 	if (!got)
 		return 0;
 	t->from = f;
+	t->raced = ticket_raced(t);
 	if (t->peer[0] == '\0' && t->naddr == 0)
 		return bad(err, errn, "neither peer nor addr", NULL);
 	if ((t->id[0] == '\0') != (t->token[0] == '\0'))
@@ -179,22 +194,26 @@ ticket_free(struct ticket *t)
  * beside us; our late failure follows it as "tried" lines (ticket_pass).
  */
 void
-ticket_handoff(struct ticket *t)
+ticket_handoff(struct ticket *t, const char *stage)
 {
 	if (t->handed)
 		return;
 	vlog("passing the ticket on: the next rung starts beside us");
+	/* The mark that a block of late lines will follow, unless we connect. */
+	ticket_tried(t, "%s racing on", stage);
 	if (ticket_write(stdout, t) == -1)
 		warn("write ticket");
 	t->handed = t->ntried + 1;
 }
 
+
 /*
  * Wait for the rungs before us to end (a rung that handed us the ticket
  * early ends its output when it is done), for at most twice P2P_TIMEOUT,
- * and add the lines they wrote after the ticket.
+ * and add the lines they wrote after the ticket. 0 when the rung that
+ * raced on ended without its block of late lines: it connected.
  */
-void
+int
 ticket_await(FILE *f, struct ticket *t)
 {
 	struct pollfd p = { .fd = fileno(f), .events = POLLIN };
@@ -203,18 +222,39 @@ ticket_await(FILE *f, struct ticket *t)
 
 	/* Someone at a terminal typed the ticket: no rung before us. */
 	if (isatty(p.fd))
-		return;
+		return 1;
 	for (;;) {
 		if ((left = deadline - now_ms()) <= 0 || poll(&p, 1, (int)left) <= 0) {
 			vlog("the rung before us is still at it: going on");
-			return;
+			return 1;
 		}
 		if (fgets(line, sizeof(line), f) == NULL)
-			return;
+			return !t->raced || t->lateblock;
 		line[strcspn(line, "\n")] = '\0';
 		if (line_printable(line))
 			ticket_late(t, line);
 	}
+}
+
+/*
+ * A rung's late "tried" line takes the place of its "racing on" mark --
+ * unless we passed the mark on already: then it goes on after our ticket,
+ * for the next rung to put in the mark's place.
+ */
+static void
+ticket_tried_late(struct ticket *t, const char *v)
+{
+	char mark[LINE_MAX_];
+	int i;
+
+	snprintf(mark, sizeof(mark), "%.*s racing on", (int)strcspn(v, " "), v);
+	for (i = t->handed ? t->handed - 1 : 0; i < t->ntried; i++)
+		if (strcmp(t->tried[i], mark) == 0) {
+			strlcpy(t->tried[i], v, sizeof(t->tried[0]));
+			return;
+		}
+	if (t->ntried < TICKET_TRIED)
+		strlcpy(t->tried[t->ntried++], v, sizeof(t->tried[0]));
 }
 
 /*
@@ -228,6 +268,10 @@ ticket_late(struct ticket *t, const char *line)
 	const char *e;
 	int n = t->naddr, p;
 
+	if (line[0] == '\0') {
+		t->lateblock = 1;
+		return 0;
+	}
 	if (strncmp(line, "addr ", 5) == 0)
 		return ticket_addaddr(t, line + 5) == 0 && t->naddr > n;
 	if (strncmp(line, "port ", 5) == 0) {
@@ -236,8 +280,8 @@ ticket_late(struct ticket *t, const char *line)
 			t->port[t->nport++] = p;
 		return 0;
 	}
-	if (strncmp(line, "tried ", 6) == 0 && t->ntried < TICKET_TRIED)
-		strlcpy(t->tried[t->ntried++], line + 6, sizeof(t->tried[0]));
+	if (strncmp(line, "tried ", 6) == 0)
+		ticket_tried_late(t, line + 6);
 	return 0;
 }
 
@@ -251,8 +295,10 @@ ticket_pass(struct ticket *t, const char *stage, const char *why)
 {
 	int i;
 
-	if (t->from != NULL)
-		ticket_await(t->from, t);
+	if (t->from != NULL && !ticket_await(t->from, t)) {
+		vlog("a rung before us connected: nothing to pass on");
+		return EX_CONNECTED;
+	}
 	vlog("unable to connect to %s: %s", t->peer[0] ? t->peer : "peer", why);
 	ticket_tried(t, "%s %s", stage, why);
 	if (!t->handed) {

@@ -49,6 +49,21 @@ teardown_file() {
 	[ "$took" -le 8000 ]
 }
 
+@test "a repeat dial, racing the peer's cached candidates, still ends on the relay" {
+	BACKFILE=$(make_data back1 1) start_listener b1 office3
+	out=$BATS_TEST_TMPDIR/out errf=$BATS_TEST_TMPDIR/err
+	for i in 1 2; do
+		lab a1 env P2P_NAME=dialer timeout 30 p2pdial -v office3 \
+			< "$(make_data sent1 1)" > "$out" 2> "$errf" || { cat "$errf"; false; }
+		grep -q "p2pdial: connected via relay to 198.51.100.2:7071 as office3" "$errf"
+		check_transfer "$out" "$(make_data sent1 1)" "$(make_data back1 1)"
+	done
+	# The second time the cached candidates went first, and the late block
+	# behind them was read: no rung took the end of it for a connection.
+	grep -q "rvinvite: racing office3: passing its 2 cached candidates on" "$errf"
+	! grep -q "a rung before us connected" "$errf"
+}
+
 @test "relayd killed while sessions are idle: clients get a clean error, not a hang" {
 	lab_bg relay relayd -v 198.51.100.2:7072
 	lab_wait_port relay 198.51.100.2 7072

@@ -705,14 +705,16 @@ silent_port() {
 	ticket "peer bob" "id $ID" "token $TOK" "addr 127.0.0.1:$port" > "$BATS_TEST_TMPDIR/t"
 	run -1 p2pcatch "P2P_TIMEOUT=1 dialdirect -e < $BATS_TEST_TMPDIR/t > $out" true
 	kill "$SILENT_PID" 2>/dev/null || true
-	# Two blocks: the ticket as it was when handed on, then the late tried line.
+	# Two blocks: the ticket as it was when handed on, marked, then the late
+	# tried line that takes the mark's place.
 	run cat "$out"
 	[ "${lines[0]}" = "peer bob" ]
 	[ "${lines[3]}" = "addr 127.0.0.1:$port" ]
-	[ "${lines[4]}" = "tried dialdirect 127.0.0.1:$port timeout" ]
-	[ "${#lines[@]}" -eq 5 ]
+	[ "${lines[4]}" = "tried dialdirect racing on" ]
+	[ "${lines[5]}" = "tried dialdirect 127.0.0.1:$port timeout" ]
+	[ "${#lines[@]}" -eq 6 ]
 	[ "$(grep -c '^$' "$out")" -eq 2 ]
-	[ "$(sed -n 5p "$out")" = "" ]
+	[ "$(sed -n 6p "$out")" = "" ]
 }
 
 @test "dialdirect -e: without a catcher on P2PFD it does not race" {
@@ -728,6 +730,28 @@ silent_port() {
 @test "dialport -e: with no port to try, hands the ticket on at once" {
 	out=$BATS_TEST_TMPDIR/out
 	run -1 p2pcatch "{ printf 'peer bob\naddr 127.0.0.1:1\n\n'; sleep 0.5; } | dialport -e > $out" true
-	[ "$(sed -n 3p "$out")" = "" ]
-	[ "$(sed -n 4p "$out")" = "tried dialport peer listens on no extra ports" ]
+	[ "$(sed -n 3p "$out")" = "tried dialport racing on" ]
+	[ "$(sed -n 4p "$out")" = "" ]
+	[ "$(sed -n 5p "$out")" = "tried dialport peer listens on no extra ports" ]
+}
+
+@test "after a rung that raced on: its late lines take its mark's place; no lines at all, it connected" {
+	run -1 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\ntried dialdirect 127.0.0.1:1 timeout\n\n" | dialport'
+	[ "${lines[2]}" = "tried dialdirect 127.0.0.1:1 timeout" ]
+	[ "${lines[3]}" = "tried dialport peer listens on no extra ports" ]
+	[ "${#lines[@]}" -eq 4 ]
+	# Through a rung that raced on itself, the late line still finds its mark.
+	out=$BATS_TEST_TMPDIR/out
+	run -1 p2pcatch "{ printf 'peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\n'; sleep 0.3
+		printf 'tried dialdirect 127.0.0.1:1 timeout\n\n'; } | dialport -e | dialproxy > $out" true
+	run cat "$out"
+	[ "${lines[2]}" = "tried dialdirect 127.0.0.1:1 timeout" ]
+	[ "${lines[3]}" = "tried dialport peer listens on no extra ports" ]
+	[ "${lines[4]}" = "tried dialproxy no proxy configured" ]
+	[ "${#lines[@]}" -eq 5 ]
+	# The rung that raced on ended with no block: it connected, nothing to do.
+	run -0 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\n" | dialport'
+	[ -z "$output" ]
+	run -0 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\n" | relaycat'
+	[ -z "$output" ]
 }

@@ -63,8 +63,10 @@ main(int argc, char *argv[])
 	if ((hp = race_hs_init(&hs, &t)) != NULL)
 		hp->late = &t;
 	/* Racing the next rung needs a catcher on $P2PFD, as in rvinvite. */
-	if (hp != NULL && early && getenv("P2PFD") != NULL)
+	if (hp != NULL && early && getenv("P2PFD") != NULL) {
 		hp->handoff = &t;
+		hp->stage = "dialdirect";
+	}
 	fd = dial_race(t.addr, t.naddr, hp, ms, dial_stagger_ms(t.rtt), why,
 	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {

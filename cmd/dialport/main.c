@@ -34,8 +34,10 @@ dial_port(struct ticket *t, int port, int ms, int early, char *all,
 	n = addrs_onport(t, port, addrs, TICKET_ADDRS);
 	vlog("trying port %d, %d address%s, for %d ms", port, n,
 	    n == 1 ? "" : "es", ms);
-	if (hp != NULL && early)
+	if (hp != NULL && early) {
 		hp->handoff = t;
+		hp->stage = "dialport";
+	}
 	fd = dial_race(addrs, n, hp, ms, dial_stagger_ms(t->rtt), why,
 	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {
@@ -90,7 +92,7 @@ main(int argc, char *argv[])
 		;
 	/* Nothing for us to try: racing, the next rung need not wait for us. */
 	if (early && i == np)
-		ticket_handoff(&t);
+		ticket_handoff(&t, "dialport");
 	if (t.nport == 0)
 		return ticket_pass(&t, "dialport", "peer listens on no extra ports");
 	why[0] = '\0';

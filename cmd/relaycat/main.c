@@ -222,7 +222,10 @@ main(int argc, char *argv[])
 		if (t.peer[0] == '\0')
 			errx(EX_USAGE_, "malformed ticket: no peer");
 		/* The last resort: not while a rung before us still races. */
-		ticket_await(stdin, &t);
+		if (!ticket_await(stdin, &t)) {
+			vlog("a rung before us connected: no relay");
+			return EX_CONNECTED;
+		}
 	} else {
 		if (!name_valid(argv[0]))
 			errx(EX_USAGE_, "bad peer name: %s", argv[0]);

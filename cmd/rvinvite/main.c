@@ -130,7 +130,7 @@ got_cands(struct ticket *t, char **w, int n, int early)
 		printf("addr %s\n", t->addr[i]);
 	for (i = p0; i < t->nport; i++)
 		printf("port %d\n", t->port[i]);
-	printf("\n");
+	printf("tried rvinvite racing the peer's dial\n\n");
 	fclose(stdout);
 	closed = 1;
 }
@@ -202,8 +202,7 @@ main(int argc, char *argv[])
 	/* The peer's candidates of last time race the invitation itself. */
 	if (early && (n = cache_load(&t)) > 0) {
 		vlog("racing %s: passing its %d cached candidates on", t.peer, n);
-		ticket_tried(&t, "rvinvite racing the peer's dial");
-		ticket_handoff(&t);
+		ticket_handoff(&t, "rvinvite");
 	}
 	ms = env_timeout_ms(0, 3);
 	if (rv_logon(&rv, rvaddr, "LOGON", name, secret, invite, ms) == -1) {
