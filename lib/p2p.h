@@ -126,10 +126,10 @@ struct ticket {
 	int rtt;		/* ms to rvd as the ticket's writer measured it */
 	FILE *from;		/* read from here: the rungs before us write to it */
 	int handed;		/* passed on early: 1 + the tried lines it had then */
-	int raced;		/* the rung before us passed it early, racing on */
-	int lateblock;		/* and its block of late lines has come */
+	int upconnected;	/* a rung before us said it connected after all */
 };
 void ticket_handoff(struct ticket *t, const char *stage);
+void ticket_connected(struct ticket *t, const char *stage);
 
 /* cache.c: the peers' last candidates, raced while the invitation travels. */
 int cache_load(struct ticket *t);

@@ -77,20 +77,6 @@ ticket_line(struct ticket *t, char *line, char *err, size_t errn)
 	return 0;
 }
 
-/* Did the rung before us hand the ticket on early (ticket_handoff)? */
-static int
-ticket_raced(const struct ticket *t)
-{
-	const char *s;
-	size_t n;
-
-	if (t->ntried == 0)
-		return 0;
-	s = t->tried[t->ntried - 1];
-	n = strlen(s);
-	return n > 10 && strcmp(s + n - 10, " racing on") == 0;
-}
-
 /*
  * Read one ticket from f: 1 when read, 0 at end of file with no ticket
  * (an earlier stage connected), -1 when malformed, with err set.
@@ -131,7 +117,6 @@ ticket_read(FILE *f, struct ticket *t, char *err, size_t errn)
 	if (!got)
 		return 0;
 	t->from = f;
-	t->raced = ticket_raced(t);
 	if (t->peer[0] == '\0' && t->naddr == 0)
 		return bad(err, errn, "neither peer nor addr", NULL);
 	if ((t->id[0] == '\0') != (t->token[0] == '\0'))
@@ -208,10 +193,24 @@ ticket_handoff(struct ticket *t, const char *stage)
 
 
 /*
+ * Say, after a ticket we passed on early, that we connected after all:
+ * the rungs after us then have nothing to do. (A rung that just dies
+ * says nothing, and they go on.)
+ */
+void
+ticket_connected(struct ticket *t, const char *stage)
+{
+	if (!t->handed)
+		return;
+	printf("connected %s\n\n", stage);
+	fflush(stdout);
+}
+
+/*
  * Wait for the rungs before us to end (a rung that handed us the ticket
  * early ends its output when it is done), for at most twice P2P_TIMEOUT,
- * and add the lines they wrote after the ticket. 0 when the rung that
- * raced on ended without its block of late lines: it connected.
+ * and add the lines they wrote after the ticket. 0 when one of them said
+ * it connected after all.
  */
 int
 ticket_await(FILE *f, struct ticket *t)
@@ -229,7 +228,7 @@ ticket_await(FILE *f, struct ticket *t)
 			return 1;
 		}
 		if (fgets(line, sizeof(line), f) == NULL)
-			return !t->raced || t->lateblock;
+			return !t->upconnected;
 		line[strcspn(line, "\n")] = '\0';
 		if (line_printable(line))
 			ticket_late(t, line);
@@ -268,8 +267,8 @@ ticket_late(struct ticket *t, const char *line)
 	const char *e;
 	int n = t->naddr, p;
 
-	if (line[0] == '\0') {
-		t->lateblock = 1;
+	if (strncmp(line, "connected ", 10) == 0) {
+		t->upconnected = 1;
 		return 0;
 	}
 	if (strncmp(line, "addr ", 5) == 0)

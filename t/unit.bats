@@ -735,7 +735,7 @@ silent_port() {
 	[ "$(sed -n 5p "$out")" = "tried dialport peer listens on no extra ports" ]
 }
 
-@test "after a rung that raced on: its late lines take its mark's place; no lines at all, it connected" {
+@test "after a rung that raced on: its late lines take its mark's place; connected, it says so" {
 	run -1 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\ntried dialdirect 127.0.0.1:1 timeout\n\n" | dialport'
 	[ "${lines[2]}" = "tried dialdirect 127.0.0.1:1 timeout" ]
 	[ "${lines[3]}" = "tried dialport peer listens on no extra ports" ]
@@ -749,9 +749,12 @@ silent_port() {
 	[ "${lines[3]}" = "tried dialport peer listens on no extra ports" ]
 	[ "${lines[4]}" = "tried dialproxy no proxy configured" ]
 	[ "${#lines[@]}" -eq 5 ]
-	# The rung that raced on ended with no block: it connected, nothing to do.
-	run -0 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\n" | dialport'
+	# The rung that raced on says it connected: nothing left to do.
+	run -0 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\nconnected dialdirect\n\n" | dialport'
 	[ -z "$output" ]
-	run -0 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\n" | relaycat'
+	run -0 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\nconnected dialdirect\n\n" | relaycat'
 	[ -z "$output" ]
+	# One that died saying nothing did not connect: the ticket goes on.
+	run -1 --separate-stderr bash -c 'printf "peer bob\naddr 127.0.0.1:1\ntried dialdirect racing on\n\n" | dialport'
+	[ "${lines[3]}" = "tried dialport peer listens on no extra ports" ]
 }

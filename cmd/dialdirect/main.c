@@ -71,8 +71,10 @@ main(int argc, char *argv[])
 	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {
 		vlog("connected to %s at %s", t.peer[0] ? t.peer : "peer", won);
-		return deliver(fd, &(struct conninfo){ "out", t.peer,
+		r = deliver(fd, &(struct conninfo){ "out", t.peer,
 		    hp != NULL && hp->go }, argv, SIDE_DIAL);
+		ticket_connected(&t, "dialdirect");
+		return r;
 	}
 	return ticket_pass(&t, "dialdirect", why);
 }

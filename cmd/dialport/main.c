@@ -103,9 +103,12 @@ main(int argc, char *argv[])
 		}
 		tried++;
 		if ((fd = dial_port(&t, ports[i], ms, early, why, sizeof(why),
-		    &go)) != -1)
-			return deliver(fd, &(struct conninfo){ "port", t.peer, go },
-			    argv, SIDE_DIAL);
+		    &go)) == -1)
+			continue;
+		r = deliver(fd, &(struct conninfo){ "port", t.peer, go }, argv,
+		    SIDE_DIAL);
+		ticket_connected(&t, "dialport");
+		return r;
 	}
 	if (!tried)
 		snprintf(why, sizeof(why), "peer listens on none of ports %s", plist);

@@ -275,8 +275,11 @@ main(int argc, char *argv[])
 	close(lfd);
 	if (fd != -1) {
 		close(rv.fd);
-		return deliver(fd, &(struct conninfo){ "in", t.peer, 0 }, argv + 1,
+		n = deliver(fd, &(struct conninfo){ "in", t.peer, 0 }, argv + 1,
 		    SIDE_DIAL);
+		if (!closed)
+			ticket_connected(&t, "rvinvite");
+		return n;
 	}
 	vlog("no dial in from %s: %s", t.peer, why);
 	pass_on(&t, why);

@@ -20,6 +20,9 @@
 #define MAXHS 64		/* inbound dialers in their handshake */
 #define SESS_MS 60000		/* how long an invitation stays answerable */
 #define HS_MS 3000
+/* Polled at most: rvd, the listeners, two per dialer (a held one: its
+   socket and its session's commitment) and two per ladder. */
+#define NWATCH (1 + MAXPORTS + 1 + 2 * MAXHS + 2 * MAXSESS)
 
 /* The answering ladder: each rung reads the ticket the one before failed on. */
 static const char *ladder_cmd =
@@ -523,6 +526,9 @@ enum { W_RVD, W_LISTENER, W_HANDSHAKE, W_HELD, W_LADDER, W_LADDER_OUT };
 static void
 watch(struct pollfd *p, void **who, int *kind, int *n, int fd, int k, void *w)
 {
+	if (*n >= NWATCH)
+		errx(EX_SYSTEM, "internal error: more than %d descriptors to poll",
+		    NWATCH);
 	p[*n] = (struct pollfd){ .fd = fd, .events = POLLIN };
 	who[*n] = w;
 	kind[(*n)++] = k;
@@ -613,7 +619,7 @@ on_term(int sig)
 int
 main(int argc, char *argv[])
 {
-	struct pollfd p[1 + MAXPORTS + 1 + MAXHS + 2 * MAXSESS];
+	struct pollfd p[NWATCH];
 	void *who[sizeof(p) / sizeof(p[0])];
 	int kind[sizeof(p) / sizeof(p[0])];
 	char port[16];
