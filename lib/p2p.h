@@ -75,7 +75,8 @@ struct race_hs {
 				   candidates for it from stdin as they come */
 };
 struct ticket;
-struct race_hs *race_hs_init(struct race_hs *hs, const struct ticket *t);
+struct race_hs *race_hs_init(struct race_hs *hs, struct ticket *t,
+    const char *racing);
 int dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
     int ms, int stagger_ms, char *why, size_t whyn, char *won, size_t wonn);
 

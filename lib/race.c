@@ -145,14 +145,18 @@ cand_step(struct cand *c, struct race_hs *hs)
 	return 0;
 }
 
-/* The handshake for t's session (NULL for a bare address), with $P2PCOMMIT. */
+/*
+ * The handshake for t's session (NULL for a bare address), with $P2PCOMMIT
+ * and t's late candidates; racing names us when t goes on early (-e).
+ */
 struct race_hs *
-race_hs_init(struct race_hs *hs, const struct ticket *t)
+race_hs_init(struct race_hs *hs, struct ticket *t, const char *racing)
 {
 	if (t->id[0] == '\0')
 		return NULL;
 	*hs = (struct race_hs){ .id = t->id, .token = t->token,
-	    .commit = commit_env() };
+	    .commit = commit_env(), .late = t, .stage = racing,
+	    .handoff = racing != NULL ? t : NULL };
 	return hs;
 }
 

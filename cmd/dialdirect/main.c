@@ -52,21 +52,14 @@ main(int argc, char *argv[])
 		return deliver(fd, &(struct conninfo){ "direct", NULL, 0 }, argv + 1,
 		    SIDE_DIAL);
 	}
-	/* Unbuffered, so that what follows the ticket stays for dial_race. */
-	setvbuf(stdin, NULL, _IONBF, 0);
 	if ((r = ticket_read(stdin, &t, emsg, sizeof(emsg))) == 0)
 		return EX_CONNECTED;
 	if (r == -1)
 		errx(EX_USAGE_, "%s", emsg);
 	ms = dial_budget_ms(tsec, t.rtt);
 	vlog("dialling %d candidates within %d ms", t.naddr, ms);
-	if ((hp = race_hs_init(&hs, &t)) != NULL)
-		hp->late = &t;
 	/* Racing the next rung needs a catcher on $P2PFD, as in rvinvite. */
-	if (hp != NULL && early && getenv("P2PFD") != NULL) {
-		hp->handoff = &t;
-		hp->stage = "dialdirect";
-	}
+	hp = race_hs_init(&hs, &t, early && getenv("P2PFD") ? "dialdirect" : NULL);
 	fd = dial_race(t.addr, t.naddr, hp, ms, dial_stagger_ms(t.rtt), why,
 	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {

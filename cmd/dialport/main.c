@@ -27,17 +27,13 @@ static int
 dial_port(struct ticket *t, int port, int ms, int early, char *all,
     size_t alln, int *go)
 {
-	struct race_hs hs, *hp = race_hs_init(&hs, t);
+	struct race_hs hs, *hp = race_hs_init(&hs, t, early ? "dialport" : NULL);
 	char addrs[TICKET_ADDRS][ADDR_STR], why[LINE_MAX_ / 2], won[ADDR_STR];
 	int n, fd;
 
 	n = addrs_onport(t, port, addrs, TICKET_ADDRS);
 	vlog("trying port %d, %d address%s, for %d ms", port, n,
 	    n == 1 ? "" : "es", ms);
-	if (hp != NULL && early) {
-		hp->handoff = t;
-		hp->stage = "dialport";
-	}
 	fd = dial_race(addrs, n, hp, ms, dial_stagger_ms(t->rtt), why,
 	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {
@@ -57,7 +53,7 @@ main(int argc, char *argv[])
 	struct ticket t;
 	char why[LINE_MAX_], emsg[256];
 	const char *plist = "443,80";
-	int ports[MAXPORTS], np, ch, tsec = 0, ms, fd, r, i, tried = 0, go;
+	int ports[MAXPORTS], np, ch, tsec = 0, ms, fd, r, i, ntry, go;
 	int early = 0;
 
 	while ((ch = getopt(argc, argv, "+ep:t:v")) != -1) {
@@ -88,10 +84,10 @@ main(int argc, char *argv[])
 	ms = dial_budget_ms(tsec, t.rtt);
 	if (getenv("P2PFD") == NULL)
 		early = 0;
-	for (i = 0; i < np && !ticket_hasport(&t, ports[i]); i++)
-		;
+	for (ntry = 0, i = 0; i < np; i++)
+		ntry += ticket_hasport(&t, ports[i]);
 	/* Nothing for us to try: racing, the next rung need not wait for us. */
-	if (early && i == np)
+	if (early && ntry == 0)
 		ticket_handoff(&t, "dialport");
 	if (t.nport == 0)
 		return ticket_pass(&t, "dialport", "peer listens on no extra ports");
@@ -101,7 +97,6 @@ main(int argc, char *argv[])
 			vlog("peer does not listen on port %d", ports[i]);
 			continue;
 		}
-		tried++;
 		if ((fd = dial_port(&t, ports[i], ms, early, why, sizeof(why),
 		    &go)) == -1)
 			continue;
@@ -110,7 +105,7 @@ main(int argc, char *argv[])
 		ticket_connected(&t, "dialport");
 		return r;
 	}
-	if (!tried)
+	if (ntry == 0)
 		snprintf(why, sizeof(why), "peer listens on none of ports %s", plist);
 	return ticket_pass(&t, "dialport", why);
 }
