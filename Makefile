@@ -4,6 +4,7 @@ PREFIX   = /usr/local
 BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man
 O        = .
+VERSION  = 0.9.0
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Wshadow
@@ -12,19 +13,28 @@ CFLAGS  += $(if $(CI),-Werror) $(XCFLAGS)
 LDFLAGS += $(XCFLAGS)
 CPPFLAGS += -Ilib
 LDLIBS   = -lbsd
+# portmap.c: NAT-PMP and UPnP IGD clients, the latter in a thread.
+LDLIBS  += -lnatpmp -lminiupnpc -pthread
+# noise.c, key.c: p2pseal's primitives, all of them libsodium's.
+LDLIBS  += -lsodium
 
-TOOLS   = rvd relayd rvinvite rvlisten dialdirect dialport dialproxy p2pcatch relaycat
+TOOLS   = rvd relayd rvinvite rvlisten dialdirect dialport dialproxy p2pcatch relaycat \
+	  p2pkey p2pseal dialpunch
 SCRIPTS = p2pdial p2plisten
 LIBOBJ  = $(patsubst %.c,$(O)/%.o,$(wildcard lib/*.c))
 LIB     = $(O)/lib/libp2p.a
 BINS    = $(TOOLS:%=$(O)/bin/%) $(SCRIPTS:%=$(O)/bin/%)
 MAN     = $(wildcard man/*.[1-9])
 
-all: $(BINS) $(O)/t/unit $(O)/t/relaypairs $(O)/bench/relaybench
+all: $(BINS) $(O)/t/unit $(O)/t/noise $(O)/t/relaypairs $(O)/bench/relaybench
 
 $(O)/lib/%.o: lib/%.c lib/p2p.h
 	@mkdir -p $(O)/lib
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The version lives here alone: the tools print it for -V, the scripts too.
+$(O)/lib/version.o: CPPFLAGS += -DP2P_VERSION='"$(VERSION)"'
+$(O)/lib/version.o: Makefile
 
 $(LIB): $(LIBOBJ)
 	$(AR) rcs $@ $(LIBOBJ)
@@ -33,14 +43,18 @@ $(O)/bin/%: cmd/%/main.c $(LIB)
 	@mkdir -p $(O)/bin
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(SCRIPTS:%=$(O)/bin/%): $(O)/bin/%: cmd/%/script.sh
+$(SCRIPTS:%=$(O)/bin/%): $(O)/bin/%: cmd/%/script.sh Makefile
 	@mkdir -p $(O)/bin
-	cp $< $@
+	sed 's/@VERSION@/$(VERSION)/g' $< > $@
 	chmod +x $@
 
 $(O)/t/unit: t/unit.c $(LIB)
 	@mkdir -p $(O)/t
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ t/unit.c $(LIB) $(LDLIBS)
+
+$(O)/t/noise: t/noise.c $(LIB)
+	@mkdir -p $(O)/t
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ t/noise.c $(LIB) $(LDLIBS)
 
 $(O)/t/relaypairs: t/relaypairs.c $(LIB)
 	@mkdir -p $(O)/t
@@ -58,7 +72,8 @@ SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
 deps:
 	sh .ci/deps
 
-check: deps
+# check installs nothing: the README's command runs .ci/deps first.
+check:
 	$(MAKE) all
 	$(MAKE) O=san XCFLAGS="$(SAN)" all
 	mandoc -Tlint -Wwarning $(MAN)
@@ -94,6 +109,6 @@ demo:
 	sh etc/demo
 
 clean:
-	rm -rf lib/*.o lib/*.a bin t/unit t/relaypairs bench/relaybench san t/fuzz/out
+	rm -rf lib/*.o lib/*.a bin t/unit t/noise t/relaypairs bench/relaybench san t/fuzz/out
 
 .PHONY: all check bench fuzz install demo deps clean

@@ -71,6 +71,46 @@ addr_numeric(const char *s, struct addr *a)
 	return -1;
 }
 
+/* Why the last failed lookup failed, for addr_strerror; empty after a success. */
+static char lookup_why[256];
+static int lookup_errno;
+
+/*
+ * Note why s could not be looked up (gai the resolver's error, 0 for a
+ * word that is no host:port) and set errno to the nearest errno, which is
+ * all that callers printing strerror(errno) can show: -1.
+ */
+static int
+lookup_failed(const char *s, int gai)
+{
+	int e = errno;
+
+	if (gai == 0) {
+		snprintf(lookup_why, sizeof(lookup_why), "%.200s: not host:port", s);
+		e = EINVAL;
+	} else if (gai == EAI_SYSTEM) {
+		snprintf(lookup_why, sizeof(lookup_why), "%s", strerror(e));
+	} else {
+		snprintf(lookup_why, sizeof(lookup_why), "%s", gai_strerror(gai));
+		e = gai == EAI_AGAIN ? EAGAIN : gai == EAI_MEMORY ? ENOMEM : ENXIO;
+	}
+	errno = lookup_errno = e;
+	return -1;
+}
+
+/*
+ * strerror(e), except right after a failed name lookup left e in errno:
+ * then the resolver's own words ("Name or service not known"), which no
+ * errno can say.
+ */
+const char *
+addr_strerror(int e)
+{
+	if (lookup_why[0] != '\0' && e == lookup_errno)
+		return lookup_why;
+	return strerror(e);
+}
+
 /* Resolve "host:port" (host empty means defhost) into at most max addresses. */
 int
 addr_resolve(const char *s, const char *defhost, struct addr *out, int max)
@@ -82,7 +122,7 @@ addr_resolve(const char *s, const char *defhost, struct addr *out, int max)
 	if (addr_split(s, host, sizeof(host), port, sizeof(port)) == -1) {
 		/* A bare port is allowed, as in "rvd 7070". */
 		if (strspn(s, "0123456789") != strlen(s) || *s == '\0')
-			return -1;
+			return lookup_failed(s, 0);
 		host[0] = '\0';
 		strlcpy(port, s, sizeof(port));
 	}
@@ -92,10 +132,9 @@ addr_resolve(const char *s, const char *defhost, struct addr *out, int max)
 	hints.ai_flags = AI_NUMERICSERV;
 	if (host[0] == '\0' && defhost == NULL)
 		hints.ai_flags |= AI_PASSIVE;
-	if ((e = getaddrinfo(host[0] ? host : defhost, port, &hints, &res)) != 0) {
-		errno = EHOSTUNREACH;
-		return -1;
-	}
+	if ((e = getaddrinfo(host[0] ? host : defhost, port, &hints, &res)) != 0)
+		return lookup_failed(s, e);
+	lookup_why[0] = '\0';
 	for (ai = res; ai != NULL && n < max; ai = ai->ai_next) {
 		if (ai->ai_addrlen > sizeof(out[n].ss))
 			continue;
@@ -244,4 +283,44 @@ addr_is_hostport(const char *s)
 
 	return addr_split(s, host, sizeof(host), port, sizeof(port)) == 0 &&
 	    strspn(port, "0123456789") == strlen(port);
+}
+
+#define LETTERS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+/*
+ * Whether "host port", two words, is nc's way of writing host:port: the
+ * port a number, the host an IP address, "localhost" or a dotted name that
+ * ends in letters (a program's name rarely does). out gets the one word.
+ */
+int
+addr_nc_words(const char *host, const char *port, char *out, size_t n)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	const char *e, *tld = strrchr(host, '.');
+
+	strtonum(port, 1, 65535, &e);
+	if (e != NULL)
+		return 0;
+	if (inet_pton(AF_INET6, host, buf) == 1)
+		snprintf(out, n, "[%s]:%s", host, port);
+	else if (inet_pton(AF_INET, host, buf) == 1 ||
+	    strcmp(host, "localhost") == 0 || (tld != NULL && tld[1] != '\0' &&
+	    strspn(tld + 1, LETTERS) == strlen(tld + 1) &&
+	    strspn(host, LETTERS "0123456789.-") == strlen(host)))
+		snprintf(out, n, "%s:%s", host, port);
+	else
+		return 0;
+	return 1;
+}
+
+/* A usage error for "HOST PORT" where a tool takes HOST:PORT or a program. */
+void
+arg_nc_habit(int argc, char *argv[])
+{
+	char one[HOSTPORT_MAX];
+
+	if (argc > 1 && !addr_is_hostport(argv[0]) &&
+	    addr_nc_words(argv[0], argv[1], one, sizeof(one)))
+		errx(EX_USAGE_, "%s %s: HOST:PORT is one word: %s", argv[0],
+		    argv[1], one);
 }

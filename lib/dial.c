@@ -162,18 +162,29 @@ dial_send(const char *hostport, const char *buf, size_t n, int ms)
 	return dial_addrs(hostport, buf, n, ms);
 }
 
-/* A listening TCP socket on "[addr:]port" (all addresses, v4 and v6, by default). */
+/*
+ * A listening TCP socket on "[addr:]port": a bare port means every
+ * address, v4 and v6 on one socket (v4 alone where the host has no v6).
+ */
 int
 listen_tcp(const char *addrport, int backlog)
 {
+	char any[32];
 	struct addr a;
-	int fd, one = 1, zero = 0, e;
+	int fd = -1, one = 1, zero = 0, e;
 
-	if (addr_resolve(addrport, NULL, &a, 1) != 1) {
-		errno = EADDRNOTAVAIL;
-		return -1;
+	if (*addrport != '\0' && strspn(addrport, "0123456789") ==
+	    strlen(addrport) && strlen(addrport) < 8) {
+		snprintf(any, sizeof(any), "[::]:%s", addrport);
+		if (addr_resolve(any, NULL, &a, 1) == 1)
+			fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	}
-	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		/* errno as the lookup left it: addr_strerror tells why. */
+		if (addr_resolve(addrport, NULL, &a, 1) != 1)
+			return -1;
+		fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	}
 	if (fd == -1)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -21,7 +21,11 @@ stderr_lines(void)
 	setvbuf(stderr, buf, _IOLBF, sizeof(buf));
 }
 
-/* The timeout in ms: the flag if given, else $P2P_TIMEOUT, else the default. */
+/*
+ * The timeout in ms: the flag if given, else $P2P_TIMEOUT (seconds, a
+ * fraction allowed), else the default. A bad P2P_TIMEOUT is a usage error,
+ * as a bad -t is: a dial with a timeout nobody asked for is no answer.
+ */
 int
 env_timeout_ms(int flag_s, int def_s)
 {
@@ -33,9 +37,10 @@ env_timeout_ms(int flag_s, int def_s)
 	if ((s = getenv("P2P_TIMEOUT")) != NULL && *s != '\0') {
 		errno = 0;
 		d = strtod(s, (char **)&e);
-		if (errno == 0 && *e == '\0' && d > 0 && d < 86400)
+		if (strspn(s, "0123456789.") == strlen(s) && errno == 0 &&
+		    *e == '\0' && d > 0 && d < 86400)
 			return (int)(d * 1000);
-		warnx("ignoring bad P2P_TIMEOUT: %s", s);
+		errx(EX_USAGE_, "bad P2P_TIMEOUT: %s (want seconds, e.g. 3)", s);
 	}
 	return def_s * 1000;
 }

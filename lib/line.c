@@ -1,21 +1,37 @@
 /* The line protocol: at most LINE_MAX_ bytes of printable ASCII, then "\n". */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "p2p.h"
 
-/* Wait up to ms for fd to be ready for ev; 0 on timeout. */
-static int
-wait_fd(int fd, short ev, int ms)
+/*
+ * Take byte c into the line being read into buf (*len bytes so far, room
+ * for n with the NUL): 1 when c was its newline (buf then holds the line,
+ * a CR before the newline dropped), 0 when more is wanted, -1 with errno
+ * EMSGSIZE (longer than LINE_MAX_ or n) or EPROTO (a byte that is not
+ * printable ASCII, or a CR elsewhere than just before the newline).
+ */
+int
+line_byte(char *buf, size_t *len, size_t n, char c)
 {
-	struct pollfd p = { .fd = fd, .events = ev };
-	int r;
-
-	while ((r = poll(&p, 1, ms)) == -1 && errno == EINTR)
-		;
-	return r;
+	if (c == '\n') {
+		if (*len > 0 && buf[*len - 1] == '\r')
+			(*len)--;
+		buf[*len] = '\0';
+		return 1;
+	}
+	if (*len + 1 >= n || *len >= LINE_MAX_) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if ((*len > 0 && buf[*len - 1] == '\r') ||
+	    ((c < ' ' || c > '~') && c != '\r')) {
+		errno = EPROTO;
+		return -1;
+	}
+	buf[(*len)++] = c;
+	return 0;
 }
 
 /*
@@ -33,69 +49,24 @@ line_read(int fd, char *buf, size_t n, int ms)
 	char c;
 
 	for (;;) {
-		long left = deadline - now_ms();
-
-		if (left <= 0 || wait_fd(fd, POLLIN, (int)left) == 0) {
-			errno = ETIMEDOUT;
+		if ((r = io_read(fd, &c, 1, deadline)) == -1)
 			return -1;
-		}
-		if ((r = read(fd, &c, 1)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -1;
-		}
 		if (r == 0) {
 			if (len == 0)
 				return 0;
 			errno = ECONNRESET;
 			return -1;
 		}
-		if (c == '\n')
-			break;
-		if (len + 1 >= n || len >= LINE_MAX_) {
-			errno = EMSGSIZE;
-			return -1;
-		}
-		/* A CR is allowed only just before the newline. */
-		if (len > 0 && buf[len - 1] == '\r') {
-			errno = EPROTO;
-			return -1;
-		}
-		if ((c < ' ' || c > '~') && c != '\r') {
-			errno = EPROTO;
-			return -1;
-		}
-		buf[len++] = c;
+		if ((r = line_byte(buf, &len, n, c)) != 0)
+			return r == 1 ? (int)len : -1;
 	}
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	buf[len] = '\0';
-	return (int)len;
 }
 
-/* Write all n bytes of buf, giving up after ms without progress. */
+/* Write all n bytes of buf within ms. */
 int
 write_all(int fd, const char *buf, size_t n, int ms)
 {
-	size_t off = 0;
-	ssize_t w;
-
-	while (off < n) {
-		if (wait_fd(fd, POLLOUT, ms) == 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		w = send(fd, buf + off, n - off, MSG_NOSIGNAL);
-		if (w == -1 && errno == ENOTSOCK)
-			w = write(fd, buf + off, n - off);
-		if (w == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -1;
-		}
-		off += w;
-	}
-	return 0;
+	return io_write(fd, buf, n, now_ms() + ms);
 }
 
 /* Write one formatted line, giving up after ms. */

@@ -27,6 +27,8 @@ enum {
 #define TICKET_ADDRS 16		/* most candidates a ticket holds */
 #define TICKET_PORTS 8
 #define TICKET_TRIED 32
+#define RV_RELAYS 4		/* most relays rvd names, and a ticket holds */
+#define HOSTPORT_MAX (ADDR_STR + 192)	/* "host.name:port" */
 
 /* addr.c */
 struct addr {
@@ -44,8 +46,15 @@ char *fd_peername(int fd, char *buf, size_t n);
 char *fd_sockname(int fd, char *buf, size_t n);
 int addr_locals(int port, char out[][ADDR_STR], int max);
 int addr_is_hostport(const char *s);
+const char *addr_strerror(int e);
+int addr_nc_words(const char *host, const char *port, char *out, size_t n);
+void arg_nc_habit(int argc, char *argv[]);
 int addr_candidates(int port, const char *observed, char out[][ADDR_STR],
     int max);
+
+/* scope.c: which candidates a peer may make us dial. */
+enum { SCOPE_BAD, SCOPE_LOCAL, SCOPE_PEER };
+int addr_scope(const char *s, const char **why);
 
 /* dial.c */
 int dial_timeout(const struct addr *a, int ms);
@@ -66,7 +75,6 @@ struct race_hs {
 	const char *id;		/* session id sent in the P2P line */
 	const char *token;
 	int commit;		/* the session's commitment ($P2PCOMMIT), or -1 */
-	int holding;		/* a candidate of ours holds it */
 	int go;			/* out: the winner was taken with GO already */
 	const char *stage;	/* who we are, for the handoff's mark */
 	struct ticket *handoff;	/* pass it on once all candidates have started
@@ -86,11 +94,42 @@ int commit_take(int cfd);
 void commit_give(int cfd);
 int commit_env(void);
 
-/* handshake.c */
+/* handshake.c: the direct handshake (p2p(7)), either end, without waiting. */
+enum { HS_DIAL, HS_INVITEE, HS_INVITER };	/* our end */
+enum { HS_AGAIN, HS_LINE, HS_DONE, HS_FAIL };	/* what a step says */
+struct handshake {
+	int part, state;
+	int commit;		/* the session's commitment, or -1 */
+	int go;			/* we took it for this connection, and hold it */
+	int erred;		/* we answered ERR */
+	int err;		/* errno when it failed: EACCES bad token,
+				   EBUSY session taken, EPROTO bad line, ... */
+	const char *why;	/* what failed */
+	const char *who;	/* the peer, for the log, or NULL */
+	char line[LINE_MAX_ + 1];
+	size_t len;
+	char id[ID_HEX + 1], token[ID_HEX + 1];	/* the dialer's line */
+};
+int hs_dial(struct handshake *h, int fd, const char *id, const char *token,
+    int commit, long deadline);
+void hs_listen(struct handshake *h, int part);
+int hs_step(struct handshake *h, int fd);
+int hs_wait(struct handshake *h, int fd, long deadline);
+int hs_reply(struct handshake *h, int fd, const char *want, int taken,
+    int commit);
+void hs_abandon(struct handshake *h);
+int hs_go(int fd, int commit);
+int hs_hungup(int fd);
 int hs_read(int fd, char id[ID_HEX + 1], char token[ID_HEX + 1], int ms);
 int hs_answer(int fd, const char *token, const char *want);
 
+/* io.c: timed I/O, by a deadline in now_ms() time. */
+int io_wait(int fd, short ev, long deadline);
+int io_write(int fd, const void *buf, size_t n, long deadline);
+ssize_t io_read(int fd, void *buf, size_t n, long deadline);
+
 /* line.c */
+int line_byte(char *buf, size_t *len, size_t n, char c);
 int line_read(int fd, char *buf, size_t n, int ms);
 int line_write(int fd, int ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -114,8 +153,9 @@ int name_valid(const char *s);
 /* ticket.c */
 struct ticket {
 	char peer[NAME_MAX_ + 1];
-	char rv[ADDR_STR + 192];
-	char relay[ADDR_STR + 192];
+	char rv[HOSTPORT_MAX * 2];	/* one or more host:port words */
+	char relay[RV_RELAYS][HOSTPORT_MAX];
+	int nrelay;
 	char id[ID_HEX + 1];
 	char token[ID_HEX + 1];
 	char addr[TICKET_ADDRS][ADDR_STR];
@@ -173,18 +213,25 @@ void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void logline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 long now_ms(void);
 
+/* version.c: -h (usage on stdout, exit 0) and -V/--version, for every tool. */
+void print_version(void) __attribute__((noreturn));
+void opt_version(int argc, char **argv);
+void usage_exit(const char *text) __attribute__((noreturn));
+void opt_help(void (*usage)(void)) __attribute__((noreturn));
+
 /* rvproto.c: rvd's side of its protocol, as pure parsing. */
 #define RV_WORDS 40
 enum { RV_BAD, RV_LOGON, RV_LISTEN, RV_INVITE, RV_MSG, RV_RELAY, RV_ADDR,
-    RV_PING, RV_PONG, RV_QUIT };
+    RV_PING, RV_PONG, RV_QUIT, RV_PUNCH };
 struct rvcmd {
 	int verb;
 	const char *why;	/* for RV_BAD */
 	char *name;		/* LOGON, LISTEN: ours; INVITE, RELAY: the peer's */
 	char *secret;		/* or NULL */
-	char *id;		/* INVITE, MSG: the session; RELAY: relay session */
+	char *id;		/* INVITE, MSG, PUNCH: the session; RELAY: relay session */
 	char *token;
-	char **addrs;		/* INVITE, ADDR: candidates (ADDR: and :PORTs) */
+	char **addrs;		/* INVITE, ADDR: candidates (ADDR: and :PORTs);
+				   PUNCH: the sender's local address */
 	int naddr;
 	char **words;		/* MSG: what follows the id */
 	int nwords;
@@ -199,8 +246,11 @@ struct rv {
 	int fd;
 	struct linebuf lb;
 	char observed[ADDR_STR];
-	char relay[ADDR_STR + 192];
-	char addr[ADDR_STR + 192];
+	char relay[RV_RELAYS][HOSTPORT_MAX];	/* every relay WELCOME named */
+	int nrelay;
+	int open;		/* rvd vouches for no name (rvd -o) */
+	char addr[HOSTPORT_MAX];	/* the rvd we reached */
+	char via[HOSTPORT_MAX + 16];	/* "direct" or "proxy host:port" */
 	char why[256];		/* rvd's reason when it refused us */
 };
 int rv_logon(struct rv *rv, const char *rvaddr, const char *verb,
@@ -222,6 +272,25 @@ int ladder_start(struct ladder *l, char *const argv[], const char *input,
 int ladder_catch(struct ladder *l, char *line, size_t n, int ms);
 int ladder_stop(struct ladder *l);
 void ladder_readout(struct ladder *l);
+
+/* punch.c: TCP simultaneous open from one port, timed through rvd. */
+struct punch {
+	int rvfd;		/* to rvd, from the port we punch from */
+	int rtt;		/* ms to rvd */
+	char local[ADDR_STR];	/* our end of it */
+	char mapped[ADDR_STR];	/* where rvd saw it: our NAT's mapping */
+	char peer[ADDR_STR];	/* the peer's mapping, and its own end */
+	char peerlocal[ADDR_STR];
+	int wait;		/* ms to wait before firing */
+	int dial;		/* we send the P2P line (the invitee); else answer */
+	int tries;		/* connect()s that fire made */
+	char why[256];
+};
+int punch_meet(struct punch *p, const struct ticket *t, const char *name,
+    const char *secret, int ms);
+const char *punch_hopeless(const struct punch *p);
+int punch_fire(struct punch *p, int ms);
+int punch_answer(int fd, const struct ticket *t, int ms, char *why, size_t n);
 
 /* ports.c: a peer's extra ports (443, 80), for dialport and dialproxy. */
 int ports_parse(const char *s, int *out, int max);
@@ -267,5 +336,91 @@ int socks5_reply_parse(const unsigned char *buf, size_t n, int *rep,
 const char *socks5_strerror(int rep);
 int socks5_request(unsigned char *buf, size_t n, const char *host, int port,
     int byname);
+
+/* reach.c: dial rvd or relayd directly and through the proxy, raced. */
+struct reached {
+	char dest[HOSTPORT_MAX];	/* the word of the list that answered */
+	char via[HOSTPORT_MAX + 16];	/* "direct" or "proxy HOST:PORT" */
+	char why[512];			/* what failed, when all did */
+};
+int reach(const char *hostports, const char *buf, size_t n, int ms,
+    struct reached *r);
+int reach_proxy(struct proxy *px, char *why, size_t n);
+int relays_parse(const char *list, char out[][HOSTPORT_MAX], int max);
+
+
+/* noise.c: the Noise state machine, XX and IK, 25519/ChaChaPoly/BLAKE2b. */
+#include <stdint.h>
+#define NOISE_KEY 32		/* X25519 keys, ChaChaPoly keys */
+#define NOISE_TAG 16		/* Poly1305 */
+#define NOISE_MSG_MAX 65535	/* a Noise message, and so a p2pseal frame */
+#define NOISE_PAYLOAD_MAX (NOISE_MSG_MAX - 2 * NOISE_KEY - 3 * NOISE_TAG)
+enum { NOISE_XX, NOISE_IK };
+struct noise_cs {
+	unsigned char k[NOISE_KEY];
+	uint64_t n;
+	int has;
+};
+struct noise {
+	int pattern, initiator, msg, done, fixed_e, has_rs;
+	unsigned char ck[64], h[64];	/* h stays: the handshake hash */
+	struct noise_cs cs;		/* during the handshake */
+	struct noise_cs tx, rx;		/* after it */
+	unsigned char s[NOISE_KEY], spub[NOISE_KEY];
+	unsigned char e[NOISE_KEY], epub[NOISE_KEY];
+	unsigned char rs[NOISE_KEY], re[NOISE_KEY];
+};
+int noise_start(void);
+int noise_init(struct noise *ns, int pattern, int initiator,
+    const unsigned char s[NOISE_KEY], const unsigned char *rs,
+    const void *prologue, size_t pn);
+void noise_fixed_e(struct noise *ns, const unsigned char e[NOISE_KEY]);
+int noise_mine(const struct noise *ns);
+ssize_t noise_write(struct noise *ns, const void *p, size_t pn,
+    unsigned char *out);
+ssize_t noise_read(struct noise *ns, const unsigned char *m, size_t n,
+    unsigned char *p);
+int noise_seal(struct noise_cs *cs, const unsigned char *ad, size_t adn,
+    const unsigned char *in, size_t n, unsigned char *out);
+int noise_open(struct noise_cs *cs, const unsigned char *ad, size_t adn,
+    const unsigned char *in, size_t n, unsigned char *out);
+
+/* key.c: key files, known_peers and authorized keys. */
+#define KEY_B64 45		/* a key in base64, with its NUL */
+#define KEY_FP 20		/* "xxxx:xxxx:xxxx:xxxx" and NUL */
+const char *key_path(const char *flag, char *buf, size_t n);
+const char *known_path(char *buf, size_t n);
+int key_make(const char *path, unsigned char priv[NOISE_KEY], int replace);
+int key_load(const char *path, unsigned char priv[NOISE_KEY], int make,
+    const char *who);
+void key_public(const unsigned char priv[NOISE_KEY],
+    unsigned char pub[NOISE_KEY]);
+void key_b64(const unsigned char k[NOISE_KEY], char out[KEY_B64]);
+int key_parse(const char *s, unsigned char k[NOISE_KEY]);
+void key_fp(const unsigned char pub[NOISE_KEY], char out[KEY_FP]);
+int known_find(const char *file, const char *peer, unsigned char pub[NOISE_KEY],
+    int *line);
+int known_add(const char *file, const char *peer,
+    const unsigned char pub[NOISE_KEY]);
+int authorized_has(const char *file, const unsigned char pub[NOISE_KEY]);
+
+/* seal.c: p2pseal's frames, handshake and pumps. */
+int frame_read(int fd, unsigned char *buf, size_t *n, long deadline);
+int frame_write(int fd, const unsigned char *buf, size_t n);
+size_t seal_prologue(unsigned char *buf, size_t n, int pattern);
+int seal_dial(struct noise *ns, int rfd, int wfd,
+    const unsigned char s[NOISE_KEY], const unsigned char *rs, int ms,
+    char *why, size_t whyn);
+int seal_answer(struct noise *ns, int rfd, int wfd,
+    const unsigned char s[NOISE_KEY], const char *authorized, int ms,
+    char *why, size_t whyn);
+int seal_out(struct noise_cs *tx, int from, int net);
+int seal_in(struct noise_cs *rx, int net, int to, char *why, size_t whyn);
+
+/* portmap.c: the gateway maps our listening port (PCP, NAT-PMP, UPnP IGD). */
+int portmap_start(int port, int loud);
+int portmap_poll(void);
+int portmap_wait(int ms);
+void portmap_cands(const char *observed, char *buf, size_t n);
 
 #endif

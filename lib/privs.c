@@ -16,6 +16,8 @@ priv_drop(const char *user)
 	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
 	    setuid(pw->pw_uid) == -1)
 		err(EX_SYSTEM, "unable to become %s", user);
-	if (pw->pw_uid != 0 && setuid(0) != -1)
+	/* Where a kernel or a security module would let it back, stop. */
+	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1 ||
+	    (pw->pw_gid != 0 && setgid(0) != -1)))
 		errx(EX_SYSTEM, "could regain root after becoming %s", user);
 }

@@ -518,71 +518,6 @@ errtext(int e, char *buf, size_t n)
 	return buf;
 }
 
-/* Wait until fd is ready for ev or the deadline passes: 1, or 0 with ETIMEDOUT. */
-static int
-io_wait(int fd, short ev, long deadline)
-{
-	struct pollfd p = { .fd = fd, .events = ev };
-	long left;
-	int r;
-
-	do {
-		if ((left = deadline - now_ms()) <= 0) {
-			errno = ETIMEDOUT;
-			return 0;
-		}
-	} while ((r = poll(&p, 1, (int)left)) == -1 && errno == EINTR);
-	if (r == 0)
-		errno = ETIMEDOUT;
-	return r > 0;
-}
-
-/* Write all of buf by the deadline: 0, or -1 with errno. */
-static int
-io_write(int fd, const void *buf, size_t n, long deadline)
-{
-	const char *p = buf;
-	ssize_t w;
-
-	while (n > 0) {
-		if (!io_wait(fd, POLLOUT, deadline))
-			return -1;
-		if ((w = send(fd, p, n, MSG_NOSIGNAL)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= w;
-	}
-	return 0;
-}
-
-/*
- * Read exactly n bytes by the deadline, and never more: n, fewer at end of
- * file, or -1 with errno.
- */
-static ssize_t
-io_read(int fd, void *buf, size_t n, long deadline)
-{
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		if (!io_wait(fd, POLLIN, deadline))
-			return -1;
-		if ((r = read(fd, (char *)buf + got, n - got)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += r;
-	}
-	return (ssize_t)got;
-}
-
 /*
  * Say in why that talking to the proxy failed (r is -1 with errno, or a
  * short count at end of file), where says when ("on CONNECT ..."); returns rc.
@@ -815,7 +750,8 @@ proxy_open(const struct proxy *px, int ms, char *why, size_t n)
 	int na, i, fd = -1;
 
 	if ((na = addr_resolve(px->hostport, NULL, a, 8)) <= 0) {
-		snprintf(why, n, "unable to resolve proxy %s", px->hostport);
+		snprintf(why, n, "unable to resolve proxy %s: %s", px->hostport,
+		    na == 0 ? "no address" : addr_strerror(errno));
 		return -1;
 	}
 	errno = ETIMEDOUT;

@@ -17,10 +17,8 @@ enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OFFERED, C_DONE };
 
 struct cand {
 	int fd, state;
-	int go;			/* holds the session's commitment: GO was sent */
 	const char *addr;
-	char in[64];		/* the listener's answer, a byte at a time */
-	size_t inlen;
+	struct handshake hs;	/* with a session: see handshake.c */
 	const char *why;
 };
 
@@ -57,23 +55,10 @@ cand_start(struct cand *c, const char *a, int fastopen)
 	c->state = C_CONNECTING;
 }
 
-/*
- * Fail c with why. A commitment it held goes back only when the inviter
- * cannot have taken our GO: it said ERR, or something else, or closed or
- * reset without a word (it answers OK before it delivers, and the OK would
- * come first). After a timeout it may have, so the commitment stays
- * spent: no second connection, though maybe none at all.
- */
+/* Fail c with why (NULL: timeout); its handshake has seen to the commitment. */
 static void
-cand_fail(struct cand *c, struct race_hs *hs, const char *why, int giveback)
+cand_fail(struct cand *c, const char *why)
 {
-	if (c->go && giveback) {
-		commit_give(hs->commit);
-		hs->holding = 0;
-	} else if (c->go)
-		vlog("%s: our GO may have been taken: the session stays taken",
-		    c->addr);
-	c->go = 0;
 	c->why = why;
 	c->state = C_DONE;
 	if (c->fd != -1)
@@ -90,58 +75,34 @@ cand_step(struct cand *c, struct race_hs *hs)
 {
 	int e = 0;
 	socklen_t el = sizeof(e);
-	ssize_t r;
-	char ch;
 
 	if (c->state == C_CONNECTING) {
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
 		if (e != 0) {
-			cand_fail(c, hs, strerror(e), 1);
+			cand_fail(c, strerror(e));
 			return 0;
 		}
 		if (hs == NULL)
 			return 1;
-		/*
-		 * With the session's commitment (see commit.c) the first to
-		 * connect takes the connection at once: GO rides with the
-		 * handshake instead of a round trip after it.
-		 */
-		if (hs->commit != -1 && !hs->holding && commit_take(hs->commit)) {
-			c->go = hs->holding = 1;
-			vlog("connected to %s: GO with the handshake", c->addr);
-		}
-		/* The lines are far below a fresh socket's buffer: they go at once. */
-		if (line_write(c->fd, 0, "P2P %s %s%s", hs->id, hs->token,
-		    c->go ? "\nGO" : "") == -1) {
-			cand_fail(c, hs, strerror(errno), 1);
+		/* The lines are far below a fresh socket's buffer: no wait. */
+		if (hs_dial(&c->hs, c->fd, hs->id, hs->token, hs->commit,
+		    now_ms()) == HS_FAIL) {
+			cand_fail(c, c->hs.why);
 			return 0;
 		}
+		c->hs.who = c->addr;
+		if (c->hs.go)
+			vlog("connected to %s: GO with the handshake", c->addr);
 		c->state = C_HANDSHAKE;
 		return 0;
 	}
-	while ((r = read(c->fd, &ch, 1)) == 1) {
-		if (ch == '\n') {
-			if (c->inlen > 0 && c->in[c->inlen - 1] == '\r')
-				c->inlen--;
-			if (c->inlen == 2 && memcmp(c->in, "OK", 2) == 0)
-				return 1;
-			c->in[c->inlen] = '\0';
-			cand_fail(c, hs, strcmp(c->in, "ERR session taken") == 0 ?
-			    "took another connection" : strncmp(c->in, "ERR", 3) == 0 ?
-			    "refused our token" : "not a p2pdial peer", 1);
-			return 0;
-		}
-		if (c->inlen >= sizeof(c->in) - 1) {
-			cand_fail(c, hs, "not a p2pdial peer", 1);
-			return 0;
-		}
-		c->in[c->inlen++] = ch;
+	switch (hs_step(&c->hs, c->fd)) {
+	case HS_DONE:
+		return 1;
+	case HS_FAIL:
+		cand_fail(c, c->hs.why);
+		break;
 	}
-	/* A close or a reset with no OK before it: nothing was taken. */
-	if (r == 0)
-		cand_fail(c, hs, "closed in the handshake", 1);
-	else if (errno != EAGAIN && errno != EINTR)
-		cand_fail(c, hs, strerror(errno), errno == ECONNRESET);
 	return 0;
 }
 
@@ -196,14 +157,18 @@ race_why(char addrs[][ADDR_STR], struct cand *c, int n, char *why, size_t whyn)
 		strlcpy(why, "no candidates", whyn);
 }
 
-/* Is a candidate that said GO still waiting for its answer? */
+/*
+ * Does a candidate of ours hold the session's commitment (its GO went
+ * with its line, and has not come back)? pending: and still waits for
+ * the answer.
+ */
 static int
-go_pending(const struct cand *c, int n)
+holding(const struct cand *c, int n, int pending)
 {
 	int i;
 
 	for (i = 0; i < n; i++)
-		if (c[i].go && c[i].state == C_HANDSHAKE)
+		if (c[i].hs.go && (!pending || c[i].state == C_HANDSHAKE))
 			return 1;
 	return 0;
 }
@@ -235,7 +200,7 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 	while (fd == -1) {
 		if ((now = now_ms()) >= deadline) {
 			/* Our GO is out: its answer decides the session. */
-			if (extended || !go_pending(c, started))
+			if (extended || !holding(c, started, 1))
 				break;
 			vlog("waiting once more for the answer to our GO");
 			deadline = now + ms;
@@ -292,14 +257,14 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 			 * Only offered, while our GO on another may yet be
 			 * taken: that one's answer comes first.
 			 */
-			if (hs != NULL && hs->holding && !c[i].go) {
+			if (holding(c, started, 0) && !c[i].hs.go) {
 				c[i].state = C_OFFERED;
 				continue;
 			}
 			fd = i;
 		}
 		/* Our GO came to nothing and went back: take an offered one. */
-		for (i = 0; i < started && fd == -1 && hs != NULL && !hs->holding; i++)
+		for (i = 0; i < started && fd == -1 && !holding(c, started, 0); i++)
 			if (c[i].state == C_OFFERED)
 				fd = i;
 		if (fd != -1) {
@@ -307,13 +272,15 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 			fd = c[i].fd;
 			c[i].fd = -1;
 			if (hs != NULL)
-				hs->go = c[i].go;
+				hs->go = c[i].hs.go;
 			strlcpy(won, addrs[i], wonn);
 		}
 	}
 	for (i = 0; i < started; i++)
-		if (c[i].fd != -1)
-			cand_fail(&c[i], hs, NULL, 0);	/* "timeout" */
+		if (c[i].fd != -1) {
+			hs_abandon(&c[i].hs);
+			cand_fail(&c[i], NULL);	/* "timeout" */
+		}
 	if (fd == -1) {
 		race_why(addrs, c, n, why, whyn);
 		errno = ETIMEDOUT;

@@ -100,6 +100,18 @@ parse_relay(struct rvcmd *c, char **w, int n)
 	return 0;
 }
 
+/* Parse PUNCH id localaddr: the sender's end of the connection it sends on. */
+static int
+parse_punch(struct rvcmd *c, char **w, int n)
+{
+	if (n != 3 || !hex_valid(w[1], ID_HEX) || !addrs_ok(w + 2, 1))
+		return bad(c, "bad PUNCH");
+	c->id = w[1];
+	c->addrs = w + 2;
+	c->naddr = 1;
+	return 0;
+}
+
 /*
  * Parse one line from a client, in place: 0 with c filled in, or -1 with
  * c->verb RV_BAD and c->why saying what is wrong. c points into line.
@@ -113,7 +125,7 @@ rvcmd_parse(char *line, struct rvcmd *c)
 	} verbs[] = {
 		{ "LOGON", RV_LOGON }, { "LISTEN", RV_LISTEN },
 		{ "INVITE", RV_INVITE }, { "MSG", RV_MSG }, { "RELAY", RV_RELAY },
-		{ "ADDR", RV_ADDR },
+		{ "ADDR", RV_ADDR }, { "PUNCH", RV_PUNCH },
 		{ "PING", RV_PING }, { "PONG", RV_PONG }, { "QUIT", RV_QUIT },
 	};
 	size_t i;
@@ -137,6 +149,8 @@ rvcmd_parse(char *line, struct rvcmd *c)
 		return parse_relay(c, c->w, n);
 	case RV_ADDR:
 		return parse_addr(c, c->w, n);
+	case RV_PUNCH:
+		return parse_punch(c, c->w, n);
 	case RV_PING:
 	case RV_PONG:
 	case RV_QUIT:

@@ -47,10 +47,17 @@ ticket_line(struct ticket *t, char *line, char *err, size_t errn)
 		if (!name_valid(v))
 			return bad(err, errn, "bad peer name", v);
 		strlcpy(t->peer, v, sizeof(t->peer));
-	} else if (strcmp(line, "rv") == 0 || strcmp(line, "relay") == 0) {
-		if (strlen(v) >= sizeof(t->rv) || strchr(v, ' ') != NULL)
+	} else if (strcmp(line, "rv") == 0) {
+		/* One or more host:port words, as $P2P_RVD has them. */
+		if (strlen(v) >= sizeof(t->rv) ||
+		    relays_parse(v, (char (*)[HOSTPORT_MAX])NULL, 0) <= 0)
 			return bad(err, errn, "bad address", v);
-		strlcpy(line[1] == 'v' ? t->rv : t->relay, v, sizeof(t->rv));
+		strlcpy(t->rv, v, sizeof(t->rv));
+	} else if (strcmp(line, "relay") == 0) {
+		if (!addr_is_hostport(v) || strlen(v) >= sizeof(t->relay[0]))
+			return bad(err, errn, "bad address", v);
+		if (t->nrelay < RV_RELAYS)
+			strlcpy(t->relay[t->nrelay++], v, sizeof(t->relay[0]));
 	} else if (strcmp(line, "id") == 0 || strcmp(line, "token") == 0) {
 		if (!hex_valid(v, ID_HEX))
 			return bad(err, errn, "bad hex", line);
@@ -134,8 +141,8 @@ ticket_write(FILE *f, const struct ticket *t)
 		fprintf(f, "peer %s\n", t->peer);
 	if (t->rv[0])
 		fprintf(f, "rv %s\n", t->rv);
-	if (t->relay[0])
-		fprintf(f, "relay %s\n", t->relay);
+	for (i = 0; i < t->nrelay; i++)
+		fprintf(f, "relay %s\n", t->relay[i]);
 	if (t->id[0])
 		fprintf(f, "id %s\ntoken %s\n", t->id, t->token);
 	for (i = 0; i < t->naddr; i++)

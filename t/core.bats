@@ -127,7 +127,7 @@ dial() {
 }
 
 @test "rvd drops a peer that stops answering its keepalives" {
-	lab_bg rv rvd -v -k 1 198.51.100.1:7072
+	lab_bg rv rvd -v -o -k 1 198.51.100.1:7072
 	log=$LAB_BG_LOG
 	lab_wait_port rv 198.51.100.1 7072
 	# Logs on, then neither reads nor answers PING.

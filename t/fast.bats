@@ -7,7 +7,8 @@ load helpers/common
 
 setup_file() {
 	lab_up
-	start_rvd
+	# Named users: rvinvite caches only the candidates of names rvd vouches for.
+	start_rvd_vouched dialer fake fast1 fast2 fast3 fast4 fast5 fast6 fast7 fast8
 	printf 'small reply\n' > "$BATS_FILE_TMPDIR/back"
 	printf 'small request\n' > "$BATS_FILE_TMPDIR/sent"
 	export BACKFILE=$BATS_FILE_TMPDIR/back
@@ -144,11 +145,11 @@ cachefile() {
 	# GO) and holds it; its own dial to the invitee waits meanwhile, and hangs
 	# up; then the invitee's dial is closed, the commitment goes back, and a
 	# second dial of ours must be the one answered OK.
-	run lab pub2 timeout 10 perl -MIO::Socket::INET -e '$| = 1; my ($id, $tok) = @ARGV;
+	run lab pub2 timeout 10 perl -MIO::Socket::INET -e '$| = 1; my ($id, $tok, $sec) = @ARGV;
 		my $l = IO::Socket::INET->new(Listen => 5, LocalAddr => "198.51.100.5:7777",
 			ReuseAddr => 1) or die "listen: $!";
 		my $rv = IO::Socket::INET->new(PeerAddr => "198.51.100.1:7070") or die "rvd: $!";
-		print $rv "LOGON fake\nINVITE fast8 $id $tok 198.51.100.5:7777\n";
+		print $rv "LOGON fake $sec\nINVITE fast8 $id $tok 198.51.100.5:7777\n";
 		my $bob;
 		while (!$bob && defined(my $line = <$rv>)) {
 			($bob) = grep { /^198\.51\.100\.4:/ } split(" ", $1) if $line =~ /^SENT $id (.*)/;
@@ -164,7 +165,7 @@ cachefile() {
 		select(undef, undef, undef, 0.3);
 		my $e = IO::Socket::INET->new(PeerAddr => $bob) or die "dial: $!";
 		print $e "P2P $id $tok\n";
-		my $ans = <$e>; print "second dial: ", $ans // "nothing\n";' "$id" "$tok"
+		my $ans = <$e>; print "second dial: ", $ans // "nothing\n";' "$id" "$tok" "$P2P_SECRET"
 	echo "$output"
 	[[ "${lines[1]}" == "its dial said: P2P $id $tok / GO" ]]
 	[ "${lines[2]}" = "second dial: OK" ]

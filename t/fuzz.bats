@@ -8,7 +8,7 @@ bats_require_minimum_version 1.5.0
 
 # Every harness, by name; a new t/fuzz/NAME.c must be listed here (a test
 # below checks), so that none is left out without anyone noticing.
-HARNESSES="handshake proxy relayd rvcmd rvd ticket"
+HARNESSES="handshake hs proxy relayd rvcmd rvd ticket"
 
 setup_file() {
 	export FUZZ=$BATS_TEST_DIRNAME/fuzz
@@ -52,3 +52,4 @@ fuzz() {
 @test "fuzz relayd's first line and splice, through its event loop" { fuzz relayd; }
 @test "fuzz the proxy reply and URL parsers, and proxy_tunnel" { fuzz proxy; }
 @test "fuzz the direct connection handshake (hs_read)" { fuzz handshake; }
+@test "fuzz the handshake's state machine at every end (dialer, invitee, inviter)" { fuzz hs; }

@@ -4,7 +4,8 @@
 #   setup_file()    { lab_up; }      # fails the file loudly if namespaces cannot be made
 #   teardown_file() { lab_down; }    # runs even when tests fail: the lab always goes away
 #
-#   lab HOST CMD...                  run CMD in HOST (rv relay proxy pub pub2 natA natB fw a1 a2 b1 f1)
+#   lab HOST CMD...                  run CMD in HOST (see t/lab: rv relay proxy pub pub2 six1 six2
+#                                    natA natB natC fw a1 a2 b1 b2 c1 c2 f1 f2)
 #   lab_bg HOST CMD...               same, in the background; log in $LAB_BG_LOG, pid in $LAB_BG_PID
 #   lab_wait_port HOST IP PORT [SECS]  wait (default 5 s) until IP:PORT accepts, seen from HOST
 #   lab_mode ROUTER MODE             see t/lab
@@ -15,8 +16,9 @@ LAB_BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lab
 
 lab_up() {
 	local err
-	# One prefix per test file ($$ is the file's bats process), so files may run in parallel.
-	export LAB="p2p$$-"
+	# One prefix per test file ($$ is the file's bats process), so files may run in parallel;
+	# a $LAB given from outside (LAB=me-) is kept in front, so that whose lab it is shows.
+	export LAB="${LAB:-p2p}$$-"
 	: > "$BATS_FILE_TMPDIR/lab.pids"
 	if ! err=$("$LAB_BIN" up 2>&1); then
 		err=${err#lab: }

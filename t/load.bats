@@ -45,7 +45,7 @@ start_rvd() {
 	for try in 1 2 3 4 5; do
 		PORT=$((20000 + RANDOM % 20000))
 		: > "$BATS_TEST_TMPDIR/ready"
-		"$1" -c 100000 -d 3 "127.0.0.1:$PORT" 3> "$BATS_TEST_TMPDIR/ready" \
+		"$1" -o -c 100000 -d 3 "127.0.0.1:$PORT" 3> "$BATS_TEST_TMPDIR/ready" \
 			2> "$RVD_LOG" &
 		RVD_PID=$!
 		for i in $(seq 50); do
@@ -82,7 +82,7 @@ serves() {
 }
 
 @test "rvd under load: every good invitation completes, memory stays bounded" {
-	start_rvd "$BATS_TEST_DIRNAME/../bin/rvd"
+	start_rvd "${LOAD_RVD:-$BATS_TEST_DIRNAME/../bin/rvd}"
 	rss0=$(kb VmRSS)
 	start=$SECONDS
 	load_run -n "$CONNS" -m "$PAIRS" -t 10 -T 40

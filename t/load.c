@@ -332,13 +332,20 @@ cl_line(struct cl *c, char *line)
 		return;
 	}
 	n = line_words(line, w, RV_WORDS + 4);
-	if (n <= 0)
-		return complain(c, "bad line from rvd: %s", line);
-	if (strcmp(w[0], "PING") == 0)
-		return cl_printf(c, "PONG");
+	if (n <= 0) {
+		complain(c, "bad line from rvd: %s", line);
+		return;
+	}
+	if (strcmp(w[0], "PING") == 0) {
+		cl_printf(c, "PONG");
+		return;
+	}
 	if (strcmp(w[0], "WELCOME") == 0) {
-		if (n != 3 || c->welcomed)
-			return complain(c, "bad WELCOME: %s", w[1]);
+		/* WELCOME observed relays [open]: rvd runs with -o here. */
+		if (n < 3 || n > 4 || c->welcomed) {
+			complain(c, "bad WELCOME: %s", w[1]);
+			return;
+		}
 		c->welcomed = 1;
 		if (p != NULL) {
 			if (c->role == R_INVITEE && p->a->state == S_FREE)
@@ -347,36 +354,49 @@ cl_line(struct cl *c, char *line)
 		}
 		return;
 	}
-	if (p == NULL)
-		return complain(c, "unexpected: %s", w[0]);
+	if (p == NULL) {
+		complain(c, "unexpected: %s", w[0]);
+		return;
+	}
 	if (c->role == R_INVITEE && strcmp(w[0], "INVITE") == 0) {
 		/* INVITE aN id token 127.0.0.1:1 [observed:1] */
 		snprintf(want, sizeof(want), "a%d", c->idx);
 		if (n < 5 || n > 6 || strcmp(w[1], want) != 0 ||
 		    strcmp(w[2], p->id) != 0 || strcmp(w[3], p->token) != 0 ||
-		    strcmp(w[4], "127.0.0.1:1") != 0)
-			return complain(c, "bad INVITE from %s", w[1]);
+		    strcmp(w[4], "127.0.0.1:1") != 0) {
+			complain(c, "bad INVITE from %s", w[1]);
+			return;
+		}
 		snprintf(want, sizeof(want), "%s:1", p->a->ip);
 		if (n == 6 ? strcmp(w[5], want) != 0 : strcmp(want,
-		    "127.0.0.1:1") != 0)
-			return complain(c, "INVITE without the inviter's observed "
+		    "127.0.0.1:1") != 0) {
+			complain(c, "INVITE without the inviter's observed "
 			    "address %s", want);
+			return;
+		}
 		p->invited = 1;
-		return cl_printf(c, "MSG %s CAND 127.0.0.1:2 :443", p->id);
+		cl_printf(c, "MSG %s CAND 127.0.0.1:2 :443", p->id);
+		return;
 	}
 	if (c->role == R_INVITER && strcmp(w[0], "SENT") == 0) {
-		if (n != 2 || strcmp(w[1], p->id) != 0 || p->sent)
-			return complain(c, "bad SENT %s", w[1]);
+		if (n != 2 || strcmp(w[1], p->id) != 0 || p->sent) {
+			complain(c, "bad SENT %s", w[1]);
+			return;
+		}
 		p->sent = 1;
-		return pair_check(p);
+		pair_check(p);
+		return;
 	}
 	if (c->role == R_INVITER && strcmp(w[0], "MSG") == 0) {
 		if (n != 5 || strcmp(w[1], p->id) != 0 ||
 		    strcmp(w[2], "CAND") != 0 || strcmp(w[3], "127.0.0.1:2") != 0 ||
-		    strcmp(w[4], ":443") != 0 || p->msg)
-			return complain(c, "bad MSG %s", w[1]);
+		    strcmp(w[4], ":443") != 0 || p->msg) {
+			complain(c, "bad MSG %s", w[1]);
+			return;
+		}
 		p->msg = 1;
-		return pair_check(p);
+		pair_check(p);
+		return;
 	}
 	complain(c, "unexpected: %s", w[0]);
 }

@@ -5,7 +5,8 @@ load helpers/common
 
 setup_file() {
 	lab_up
-	start_rvd -R 198.51.100.2:7071
+	# Named users: rvinvite caches only the candidates of names rvd vouches for.
+	start_rvd_vouched dialer office2 office3 office64 -- -R 198.51.100.2:7071
 	lab_bg relay relayd -v 198.51.100.2:7071
 	export RELAYD_LOG=$LAB_BG_LOG RELAYD_PID=$LAB_BG_PID
 	lab_wait_port relay 198.51.100.2 7071

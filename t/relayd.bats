@@ -36,12 +36,12 @@ teardown_file() {
 setup() {
 	PATH="${P2P_BIN:-$BATS_TEST_DIRNAME/../bin}:$PATH"
 	PORT=$MAIN_PORT RELAYD_PID=$MAIN_PID RELAYD_LOG=$MAIN_LOG
-	OWN_PID= HOLD_PID=
+	OWN_PID= HOLD_PID= FLOOD_PIDS=
 }
 
 teardown() {
 	local p
-	for p in $HOLD_PID $OWN_PID; do
+	for p in $HOLD_PID $FLOOD_PIDS $OWN_PID; do
 		{ kill -KILL "$p"; wait "$p"; } 2>/dev/null || :
 	done
 }
@@ -91,10 +91,11 @@ pairs() {
 	[ "$status" -eq 0 ]
 }
 
-# serves: relayd is alive and relays 10 fresh pairs.
+# serves: relayd is alive and relays 10 fresh pairs (5 at a time, within
+# the unjoined sessions one address may hold even under -n 50).
 serves() {
 	kill -0 "$RELAYD_PID" || { echo "relayd died"; cat "$RELAYD_LOG"; return 1; }
-	pairs -n 10 -b 64K -t 10
+	pairs -n 10 -c 5 -b 64K -t 10
 	[[ "$output" == *"checked 10 failed 0"* ]]
 }
 
@@ -155,6 +156,46 @@ release() {
 	output=$(cat "$HOLD_OUT")
 	echo "$output"
 	return "$rc"
+}
+
+# flood NAME ARGS...: relaypairs -u (NEW sides only) in the background on a
+# fifo, holding its unjoined sessions until `unflood NAME`; waits for its
+# count line and puts it in FLOOD ("unjoined N refused M").
+flood() {
+	local name=$1 i fd out=$BATS_TEST_TMPDIR/flood.$1.out
+	shift
+	mkfifo "$BATS_TEST_TMPDIR/flood.$name.in"
+	# Without the other holders' fifo ends, which would keep them waiting.
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -le 2 ] || eval "exec $fd>&-"
+		done
+		exec "$RP" -u -q "$@" "127.0.0.1:$PORT"
+	) <"$BATS_TEST_TMPDIR/flood.$name.in" >"$out" 2>&1 &
+	FLOOD_PIDS="$FLOOD_PIDS $!"
+	eval "FLOOD_PID_$name=$!"
+	exec {fd}>"$BATS_TEST_TMPDIR/flood.$name.in"
+	eval "FLOOD_FD_$name=$fd"
+	for i in $(seq 200); do
+		FLOOD=$(grep '^unjoined' "$out") && { echo "$name: $FLOOD"; return 0; }
+		kill -0 "$!" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "relaypairs -u did not finish:"; cat "$out"; return 1
+}
+
+# unflood NAME: let flood NAME go; its sessions close.
+unflood() {
+	local fd pid
+	eval "fd=\$FLOOD_FD_$1 pid=\$FLOOD_PID_$1"
+	exec {fd}>&-
+	wait "$pid"
+}
+
+# srcs FIRST COUNT: COUNT loopback addresses from 127.0.0.FIRST, for -S.
+srcs() {
+	seq -s, -f "127.0.0.%g" "$1" $(( $1 + $2 - 1 ))
 }
 
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -224,39 +265,73 @@ ms() { echo $(( $(date +%s%N) / 1000000 )); }
 @test "a NEW flood meets the session limit; paired sessions keep flowing" {
 	start_relayd -n 50
 	OWN_PID=$RELAYD_PID
-	local fds0 i l ok=0 refused=0 held=()
+	local fds0 c l
 	fds0=$(fds "$RELAYD_PID")
-	hold -n 10 -b 32M -t 20
-	# 10 sessions are paired; 60 NEWs: 40 get ids, 20 the error.
-	for i in $(seq 60); do
-		conn c
-		printf 'NEW\n' >&$c
-		IFS= read -r -t 3 l <&$c || :
-		case $l in
-		SESSION\ *) ok=$((ok + 1)); held+=("$c") ;;
-		"ERR too many sessions") refused=$((refused + 1)); expect_eof $c; exec {c}>&- ;;
-		*) echo "NEW $i: got '$l'"; false ;;
-		esac
-	done
-	echo "flood: $ok sessions, $refused refused"
-	[ "$ok" -eq 40 ] && [ "$refused" -eq 20 ]
+	# Set up a few at a time: one address holds at most 8 unjoined here.
+	hold -n 10 -c 4 -b 32M -t 20
+	# 10 sessions are paired; 60 NEWs from 20 addresses, 3 each: 40 get
+	# ids, 20 the error.
+	flood a -n 60 -c 60 -S "$(srcs 2 20)" -t 20
+	[ "$FLOOD" = "unjoined 40 refused 20" ]
 	# The paired sessions carry their 32 MiB each way, all checked, while
 	# the flood's sessions sit there.
 	release
 	[[ "$output" == *"checked 10 failed 0"* ]]
 	# Their 10 slots are free again, and no more: the flood's are held.
-	for i in $(seq 10); do
-		conn c; held+=("$c")
-		printf 'NEW\n' >&$c
-		IFS= read -r -t 3 l <&$c || :
-		[[ "$l" == SESSION\ * ]] || { echo "NEW $i after: got '$l'"; false; }
-	done
-	conn c; printf 'NEW\n' >&$c
-	expect $c "ERR too many sessions"
-	for c in "${held[@]}" "$c"; do exec {c}>&-; done
+	flood b -n 11 -c 1 -S "$(srcs 30 11)" -t 20
+	[ "$FLOOD" = "unjoined 10 refused 1" ]
+	unflood a
+	unflood b
 	fds_back "$RELAYD_PID" "$fds0"
 	serves
 	! grep -E -A20 "AddressSanitizer|runtime error:|LeakSanitizer" "$RELAYD_LOG"
+}
+
+@test "four addresses cannot hold all the unjoined sessions of -n 1000" {
+	start_relayd -n 1000 -e 30
+	OWN_PID=$RELAYD_PID
+	# A sixteenth of the table each: 62.
+	flood a -n 1000 -c 200 -S "$(srcs 2 4)" -t 20
+	[ "$FLOOD" = "unjoined 248 refused 752" ]
+	grep -q "at most 1000 sessions (62 unjoined per address)" "$RELAYD_LOG"
+	# Everyone else is still served, while those are held.
+	serves
+	# The cap is logged once per address, not once per NEW refused.
+	[ "$(grep -c "unjoined sessions from this address already" "$RELAYD_LOG")" -eq 4 ]
+	unflood a
+}
+
+@test "a first line with a NUL or a control byte is a bad command, not NEW" {
+	local l c
+	for l in 'NEW\0junk' 'NEW\0' 'NEW\t' 'NEW\r\r' 'NE\0W' \
+	    'JOIN 0123456789abcdef0123456789abcdef\0x' '\0NEW'; do
+		conn c
+		printf "$l\n" >&$c
+		expect $c "ERR bad command"
+		expect_eof $c
+		exec {c}>&-
+	done
+	# nc -C's CRLF is still fine.
+	conn c
+	printf 'NEW\r\n' >&$c
+	IFS= read -r -t 3 l <&$c || :
+	[[ "$l" =~ ^SESSION\ [0-9a-f]{32}$ ]] || { echo "NEW CRLF: got '$l'"; false; }
+	exec {c}>&-
+	serves
+}
+
+@test "-U: relayd binds, then runs as the user and its group only; an unknown user is a usage error" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root"
+	run -100 --separate-stderr relayd -U no-such-user-here 127.0.0.1:1
+	[ "$stderr" = "relayd: unknown user: no-such-user-here" ]
+	start_relayd -U nobody
+	OWN_PID=$RELAYD_PID
+	local uid gid
+	uid=$(id -u nobody) gid=$(id -g nobody)
+	grep -q "^Uid:[[:space:]]*$uid[[:space:]]*$uid[[:space:]]*$uid[[:space:]]*$uid\$" "/proc/$RELAYD_PID/status"
+	grep -q "^Gid:[[:space:]]*$gid[[:space:]]*$gid[[:space:]]*$gid[[:space:]]*$gid\$" "/proc/$RELAYD_PID/status"
+	grep -q "^Groups:[[:space:]]*$gid[[:space:]]*\$" "/proc/$RELAYD_PID/status"
+	serves
 }
 
 @test "silent connections cannot starve new pairs, and go after 5 s" {

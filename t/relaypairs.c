@@ -2,8 +2,8 @@
  * relaypairs: a load and correctness client for relayd, bounded in count
  * and time.
  *
- *   relaypairs [-q] [-w] [-n PAIRS] [-b BYTES] [-c CONCURRENT] [-I IDLE]
- *              [-s SEED] [-t SECONDS] HOST:PORT
+ *   relaypairs [-q] [-u] [-w] [-n PAIRS] [-b BYTES] [-c CONCURRENT] [-I IDLE]
+ *              [-S SRC,...] [-s SEED] [-t SECONDS] HOST:PORT
  *
  * Opens PAIRS relay sessions (default 200) and holds them all at once: for
  * each pair one connection sends NEW and reads "SESSION <sid>", another sends
@@ -24,6 +24,12 @@
  * -I IDLE: first open IDLE more connections that never send anything, and
  * hold them to the end; the pairs must be served regardless.
  * -q: print no per-pair failures, only the counts.
+ * -S SRC,...: bind the connections of pair i to source address
+ * SRC[i % count] (numeric IPs), so that one run can play many clients.
+ * -u: unjoined: only the NEW sides, each held once it has its SESSION
+ * line; once every NEW is answered, print "unjoined N refused M" (M got
+ * an ERR line) and wait for stdin as -w does; then close them all. Exits
+ * 0 when every NEW was answered one way or the other.
  *
  * One process, non-blocking sockets, one epoll loop. Everything must be done
  * within -t SECONDS (default 30). Prints the counts on stdout; exits 0 only if
@@ -37,6 +43,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -96,7 +103,9 @@ struct idle {
 
 static struct pair *pairs;
 static struct idle *idles;
-static int npairs = 200, nconc = 128, nidle, quiet, hold;
+static int npairs = 200, nconc = 128, nidle, quiet, hold, unjoined;
+static struct addr srcs[64];	/* -S: source addresses, taken in turn */
+static int nsrcs, nheld, nrefused;
 static uint64_t nbytes = 1 << 20;
 static uint64_t seed = 1;
 static struct addr target;
@@ -110,8 +119,9 @@ static unsigned char *genbuf, *rbuf;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: relaypairs [-qw] [-n PAIRS] [-b BYTES] "
-	    "[-c CONCURRENT] [-I IDLE] [-s SEED] [-t SECONDS] HOST:PORT\n");
+	fprintf(stderr, "usage: relaypairs [-quw] [-n PAIRS] [-b BYTES] "
+	    "[-c CONCURRENT] [-I IDLE] [-S SRC,...] [-s SEED] [-t SECONDS] "
+	    "HOST:PORT\n");
 	exit(EX_USAGE_);
 }
 
@@ -205,15 +215,19 @@ conn_watch(struct conn *c, uint32_t evs)
 	c->evs = evs;
 }
 
-/* Start a non-blocking connect to relayd. */
+/* Start a non-blocking connect to relayd, from source address src (of
+ * -S) unless it is NULL. */
 static int
-sock_open(void)
+sock_open(const struct addr *src)
 {
 	int fd = socket(target.ss.ss_family,
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd == -1)
 		err(EX_SYSTEM, "socket");
+	if (src != NULL && bind(fd, (const struct sockaddr *)&src->ss,
+	    src->len) == -1)
+		err(EX_SYSTEM, "bind");
 	if (connect(fd, (struct sockaddr *)&target.ss, target.len) == -1 &&
 	    errno != EINPROGRESS) {
 		int e = errno;
@@ -231,7 +245,7 @@ conn_open(struct pair *p, int side, const char *line)
 {
 	struct conn *c = &p->c[side];
 
-	c->fd = sock_open();
+	c->fd = sock_open(nsrcs ? &srcs[(p - pairs) % nsrcs] : NULL);
 	if (c->fd == -1) {
 		pair_fail(p, side, "connect: %s", strerror(errno));
 		return;
@@ -323,6 +337,15 @@ conn_line(struct pair *p, struct conn *c, char *line)
 {
 	char buf[LINE_MAX_ + 16];
 
+	if (strncmp(line, "ERR", 3) == 0 && unjoined) {
+		/* Refused, as a test may want: not a failure of the run. */
+		conn_close(c);
+		c->state = C_FAILED;
+		p->state = P_FAILED;
+		nsetup--;
+		nrefused++;
+		return -1;
+	}
 	if (strncmp(line, "ERR", 3) == 0) {
 		pair_fail(p, c->side, "relayd said: %s", line);
 		return -1;
@@ -334,6 +357,15 @@ conn_line(struct pair *p, struct conn *c, char *line)
 			return -1;
 		}
 		strlcpy(p->sid, line + 8, sizeof(p->sid));
+		if (unjoined) {
+			/* Held as it is, and heard no more: its expiry is relayd's. */
+			epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+			c->state = C_DONE;
+			p->state = P_CHECKED;
+			nsetup--;
+			nheld++;
+			return -1;
+		}
 		snprintf(buf, sizeof(buf), "JOIN %s\n", p->sid);
 		conn_open(p, 1, buf);
 		return p->state == P_FAILED ? -1 : 0;
@@ -507,7 +539,7 @@ idle_open_all(void)
 		err(EX_SYSTEM, "calloc");
 	for (i = 0; i < nidle; i++) {
 		idles[i].kind = K_IDLE;
-		if ((idles[i].fd = sock_open()) == -1)
+		if ((idles[i].fd = sock_open(NULL)) == -1)
 			err(EX_SYSTEM, "connect");
 		ev = (struct epoll_event){ .events = EPOLLRDHUP,
 		    .data.ptr = &idles[i] };
@@ -536,7 +568,10 @@ hold_start(void)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &kstdin };
 
-	printf("paired %d\n", npaired);
+	if (unjoined)
+		printf("unjoined %d refused %d\n", nheld, nrefused);
+	else
+		printf("paired %d\n", npaired);
 	fflush(stdout);
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) == -1) {
 		if (errno != EPERM)	/* a regular file or /dev/null: go */
@@ -558,6 +593,34 @@ release(void)
 		for (s = 0; s < 2; s++)
 			if (pairs[i].c[s].state == C_DATA)
 				data_watch(&pairs[i].c[s]);
+}
+
+/* -S: a comma-separated list of numeric IPs, into srcs. */
+static void
+srcs_arg(const char *list)
+{
+	char buf[1024], *p, *w;
+	struct sockaddr_in *s4;
+	struct sockaddr_in6 *s6;
+
+	if (strlcpy(buf, list, sizeof(buf)) >= sizeof(buf))
+		usage();
+	for (p = buf; (w = strsep(&p, ",")) != NULL;) {
+		if (nsrcs == (int)(sizeof(srcs) / sizeof(srcs[0])))
+			usage();
+		s4 = (struct sockaddr_in *)&srcs[nsrcs].ss;
+		s6 = (struct sockaddr_in6 *)&srcs[nsrcs].ss;
+		if (inet_pton(AF_INET, w, &s4->sin_addr) == 1) {
+			s4->sin_family = AF_INET;
+			srcs[nsrcs++].len = sizeof(*s4);
+		} else if (inet_pton(AF_INET6, w, &s6->sin6_addr) == 1) {
+			s6->sin6_family = AF_INET6;
+			srcs[nsrcs++].len = sizeof(*s6);
+		} else {
+			warnx("bad source address: %s", w);
+			usage();
+		}
+	}
 }
 
 static uint64_t
@@ -627,10 +690,12 @@ main(int argc, char *argv[])
 	int c, i, n, secs_max = 30;
 	bool held = false;
 
-	while ((c = getopt(argc, argv, "qwn:b:c:I:s:t:")) != -1) {
+	while ((c = getopt(argc, argv, "quwn:b:c:I:S:s:t:")) != -1) {
 		switch (c) {
 		case 'q': quiet = 1; break;
+		case 'u': unjoined = hold = 1; break;
 		case 'w': hold = 1; break;
+		case 'S': srcs_arg(optarg); break;
 		case 'n': npairs = (int)num(optarg, 0, 1000000); break;
 		case 'b': nbytes = size_arg(optarg); break;
 		case 'c': nconc = (int)num(optarg, 1, 1000000); break;
@@ -666,7 +731,8 @@ main(int argc, char *argv[])
 			held = true;
 			hold_start();
 		}
-		if (nchecked + nfailed == npairs)
+		if ((unjoined ? nheld + nrefused : nchecked) + nfailed ==
+		    npairs && (!unjoined || released))
 			break;
 		now = now_ms();
 		if (now >= deadline)
@@ -689,6 +755,8 @@ main(int argc, char *argv[])
 		}
 		pairs_start();
 	}
+	if (unjoined)
+		return nheld + nrefused == npairs && nfailed == 0 ? 0 : 1;
 	secs = (now_ms() - t0) / 1000.0;
 	if (nchecked + nfailed < npairs) {
 		int st[P_FAILED + 1] = { 0 };

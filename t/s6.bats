@@ -11,6 +11,8 @@ scan() {
 	up=$(echo "$svc" | tr a-z A-Z)
 	echo "$listen" > "$d/$svc/env/${up}_LISTEN"
 	[ "$svc" = rvd ] && echo 198.51.100.2:7071 > "$d/$svc/env/RVD_RELAY"
+	# No users file in the test: open names, said so.
+	[ "$svc" = rvd ] && echo -o > "$d/$svc/env/RVD_FLAGS"
 	# The services drop root: the tools must be reachable by nobody.
 	chmod o+rx "$BATS_FILE_TMPDIR" "$d"
 	lab_bg "$host" s6-svscan "$d"

@@ -510,9 +510,10 @@ malformed() {
 	[ "$output" = 500 ]
 	P2P_TIMEOUT=2 run "$U" timeout 7
 	[ "$output" = 7000 ]
-	P2P_TIMEOUT=soon run -0 --separate-stderr "$U" timeout
-	[ "$output" = 3000 ]
-	[[ "$stderr" == *"ignoring bad P2P_TIMEOUT: soon"* ]]
+	P2P_TIMEOUT=soon run -100 --separate-stderr "$U" timeout
+	[ "$output" = "" ]
+	[[ "$stderr" == *"bad P2P_TIMEOUT: soon"* ]]
+	P2P_TIMEOUT=1e1 run -100 "$U" timeout
 }
 
 # ---- the tools' usage errors ----
@@ -677,6 +678,205 @@ built() {
 	[ "${lines[0]}" = "won #0" ]
 	[ "${lines[4]}" = "go 0" ]
 	[ "${lines[5]}" = "commitment held" ]
+}
+
+# ---- the handshake's state machine (lib/handshake.c), for every end ----
+
+# hs PART [FLAGS] < BYTES: the machine as PART, the far end sending BYTES.
+hs() {
+	run "$U" hs "$@"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+@test "handshake, inviter: OK offers, the invitee's GO takes it; the bytes after it are left" {
+	hs inviter < <(printf 'P2P %s %s\nGO\nhello' $ID $TOK)
+	[ "${lines[0]}" = "line $ID $TOK" ]
+	[ "${lines[1]}" = "done" ]
+	[ "${lines[3]}" = 'sent OK\x0a' ]
+	[ "${lines[4]}" = "rest hello" ]
+}
+
+@test "handshake, inviter: anything but GO after our OK, or a close, is another connection taken" {
+	hs inviter < <(printf 'P2P %s %s\nNO\n' $ID $TOK)
+	[ "${lines[1]}" = "fail took another connection" ]
+	hs inviter < <(printf 'P2P %s %s\n' $ID $TOK)
+	[ "${lines[1]}" = "fail took another connection" ]
+}
+
+@test "handshake: a CR before the newline is ignored, one elsewhere is a bad line" {
+	hs invitee -c -k < <(printf 'P2P %s %s\r\n' $ID $TOK)
+	[ "${lines[0]}" = "line $ID $TOK" ]
+	[ "${lines[1]}" = "done" ]
+	[ "${lines[3]}" = 'sent OK\x0a' ]
+	hs inviter < <(printf 'P2P %s %s\r\nGO\r\n' $ID $TOK)
+	[ "${lines[1]}" = "done" ]
+	hs invitee -k < <(printf 'P2P %s\r %s\n' $ID $TOK)
+	[ "${lines[0]}" = "fail bad handshake" ]
+	[ "${lines[3]}" = "sent " ]
+}
+
+@test "handshake, listener: a malformed line is answered ERR; a bad byte, an over-long line or a close is not" {
+	hs invitee -k < <(printf 'P2P %s\n' $ID)
+	[ "${lines[0]}" = "fail bad handshake (answered ERR)" ]
+	[ "${lines[3]}" = 'sent ERR bad handshake\x0a' ]
+	hs invitee -k < <(printf 'P2P %s %s\n' $ID ${TOK^^})
+	[ "${lines[0]}" = "fail bad handshake (answered ERR)" ]
+	hs inviter < <(printf 'P2P \001 %s\n' $TOK)
+	[ "${lines[0]}" = "fail bad handshake" ]
+	[ "${lines[3]}" = "sent " ]
+	hs inviter < <(head -c 1025 /dev/zero | tr '\0' x; echo)
+	[ "${lines[0]}" = "fail bad handshake" ]
+	hs inviter < <(printf 'P2P %s' $ID)
+	[ "${lines[0]}" = "fail closed in the handshake" ]
+	hs inviter -k -t 200 < <(printf 'P2P %s' $ID)
+	[ "${lines[0]}" = "fail timeout in the handshake" ]
+}
+
+@test "handshake, listener: a wrong token or a taken session is refused, the commitment untouched" {
+	hs invitee -c -k -w < <(printf 'P2P %s %s\n' $ID $TOK)
+	[ "${lines[1]}" = "fail wrong session or token (answered ERR)" ]
+	[ "${lines[3]}" = 'sent ERR bad token\x0a' ]
+	[ "${lines[4]}" = "commitment free" ]
+	hs invitee -c -k -T < <(printf 'P2P %s %s\n' $ID $TOK)
+	[ "${lines[1]}" = "fail session taken (answered ERR)" ]
+	[ "${lines[3]}" = 'sent ERR session taken\x0a' ]
+	[ "${lines[4]}" = "commitment free" ]
+	hs inviter -w < <(printf 'P2P %s %s\n' $ID $TOK)
+	[ "${lines[3]}" = 'sent ERR bad token\x0a' ]
+}
+
+@test "handshake, invitee: OK takes the commitment; held elsewhere the dialer waits; one that hung up is not answered" {
+	hs invitee -c -k < <(printf 'P2P %s %s\nmore' $ID $TOK)
+	[ "${lines[1]}" = "done" ]
+	[ "${lines[2]}" = "go 1" ]
+	[ "${lines[3]}" = 'sent OK\x0a' ]
+	[ "${lines[4]}" = "commitment held" ]
+	[ "${lines[5]}" = "rest more" ]
+	hs invitee -c -H -k < <(printf 'P2P %s %s\n' $ID $TOK)
+	[ "${lines[1]}" = "waits" ]
+	[ "${lines[4]}" = "sent " ]
+	hs invitee -c < <(printf 'P2P %s %s\n' $ID $TOK)
+	[ "${lines[1]}" = "fail went away" ]
+	[ "${lines[3]}" = "sent " ]
+	[ "${lines[4]}" = "commitment free" ]
+}
+
+@test "handshake, dialer: the first with the commitment says GO with its line; OK wins, later bytes left" {
+	hs dial -c < <(printf 'OK\r\nhello')
+	[ "${lines[0]}" = "done" ]
+	[ "${lines[1]}" = "go 1" ]
+	[ "${lines[2]}" = "sent P2P $ID $TOK\\x0aGO\\x0a" ]
+	[ "${lines[3]}" = "commitment held" ]
+	[ "${lines[4]}" = "rest hello" ]
+	hs dial -c -H < <(printf 'OK\n')
+	[ "${lines[0]}" = "done" ]
+	[ "${lines[1]}" = "go 0" ]
+	[ "${lines[2]}" = "sent P2P $ID $TOK\\x0a" ]
+	hs dial < <(printf 'OK\n')
+	[ "${lines[2]}" = "sent P2P $ID $TOK\\x0a" ]
+}
+
+@test "handshake, dialer: an ERR, a stranger's answer or a close gives the GO back; silence does not" {
+	local answer why
+	while IFS=/ read -r answer why; do
+		hs dial -c < <(printf "$answer")
+		[ "${lines[0]}" = "fail $why" ]
+		[ "${lines[3]}" = "commitment free" ]
+	done <<-'EOF'
+		ERR session taken\n/took another connection
+		ERR bad token\n/refused our token
+		SSH-2.0-OpenSSH_9.2\r\n/not a p2pdial peer
+		O\001K\n/not a p2pdial peer
+		/closed in the handshake
+	EOF
+	hs dial -c < <(head -c 64 /dev/zero | tr '\0' x)
+	[ "${lines[0]}" = "fail not a p2pdial peer" ]
+	# The inviter may have taken the GO: better no connection than two.
+	hs dial -c -k -t 200 </dev/null
+	[ "${lines[0]}" = "fail timeout in the handshake" ]
+	[ "${lines[3]}" = "commitment held" ]
+}
+
+@test "handshake: the invitee's GO after an OK takes the commitment, or waits for it" {
+	hs go
+	[ "${lines[0]}" = "go 0" ]
+	[ "${lines[1]}" = 'sent GO\x0a' ]
+	[ "${lines[2]}" = "commitment held" ]
+	hs go -H
+	[ "${lines[0]}" = "go -1" ]
+	[ "${lines[1]}" = "sent " ]
+}
+
+@test "rvlisten: a dialer's handshake line ending in CRLF is read, not reset" {
+	local port=$((20000 + RANDOM % 20000)) i
+	rvlisten -r 127.0.0.1:1 -p $port crlf cat 2>"$BATS_TEST_TMPDIR/log" &
+	pid=$!
+	for i in $(seq 50); do
+		(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+		sleep 0.1
+	done
+	# No invitation comes for it: held a moment, then refused -- in words.
+	run timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port;
+		printf 'P2P %s %s\r\n' $ID $TOK >&3; cat <&3"
+	kill $pid
+	wait $pid || true
+	cat "$BATS_TEST_TMPDIR/log"
+	[ "$output" = "ERR bad token" ]
+	grep -q "refused a dialer: wrong session or token" "$BATS_TEST_TMPDIR/log"
+}
+
+# connect_proxy PORT: a minimal HTTP CONNECT proxy on 127.0.0.1:PORT, in the background.
+connect_proxy() {
+	perl -MIO::Socket::INET -MIO::Select -e '
+		my $l = IO::Socket::INET->new(Listen => 5, LocalAddr => "127.0.0.1:$ARGV[0]",
+			ReuseAddr => 1) or die "listen: $!";
+		while (my $c = $l->accept) {
+			next if fork;
+			my $h = ""; while ($h !~ /\r\n\r\n/) { sysread($c, $h, 1, length $h) or exit }
+			my ($dst) = $h =~ /^CONNECT (\S+)/ or exit;
+			my $d = IO::Socket::INET->new(PeerAddr => $dst) or exit;
+			print $c "HTTP/1.1 200 Connection established\r\n\r\n";
+			my $s = IO::Select->new($c, $d);
+			while (my @r = $s->can_read) {
+				for (@r) { sysread($_, my $b, 65536) or exit; syswrite($_ == $c ? $d : $c, $b) }
+			}
+			exit;
+		}' "$1" 3>&- &
+}
+
+@test "dialproxy: the handshake through the tunnel: OK, then a taken session, then a wrong token" {
+	local pr=$((20000 + RANDOM % 10000)) px=$((30000 + RANDOM % 10000))
+	local pp=$((40000 + RANDOM % 10000)) pids= i
+	connect_proxy $pp; pids="$pids $!"
+	rvd -o 127.0.0.1:$pr 2>/dev/null & pids="$pids $!"
+	rvlisten -r 127.0.0.1:$pr -p $px bob echo hello from bob \
+		2>"$BATS_TEST_TMPDIR/log" & pids="$pids $!"
+	for i in $(seq 50); do
+		grep -q "logged on" "$BATS_TEST_TMPDIR/log" && break
+		sleep 0.1
+	done
+	# A hand-made inviter whose own candidate bob does not dial.
+	exec 4<>/dev/tcp/127.0.0.1/$pr
+	printf 'LOGON fake\nINVITE bob %s %s 127.0.0.1:1\n' $ID $TOK >&4
+	for i in $(seq 50); do
+		grep -q "waiting for its dial" "$BATS_TEST_TMPDIR/log" && break
+		sleep 0.1
+	done
+	t() { ticket "peer bob" "id $ID" "token $1" "addr 127.0.0.1:$px"; }
+	run timeout 10 dialproxy -x http://127.0.0.1:$pp sh -c 'cat <&6' < <(t $TOK)
+	r1=$status o1=$output
+	run timeout 10 dialproxy -x http://127.0.0.1:$pp < <(t $TOK)
+	r2=$status o2=${lines[4]}
+	run timeout 10 dialproxy -x http://127.0.0.1:$pp < <(t $ID)
+	exec 4>&-
+	kill $pids
+	cat "$BATS_TEST_TMPDIR/log"
+	[ "$r1" -eq 0 ] && [ "$o1" = "hello from bob" ]
+	[ "$r2" -eq 1 ]
+	[ "$o2" = "tried dialproxy 127.0.0.1:$px via proxy 127.0.0.1:$pp: took another connection" ]
+	[ "$status" -eq 1 ]
+	[ "${lines[4]}" = "tried dialproxy 127.0.0.1:$px via proxy 127.0.0.1:$pp: refused our token" ]
 }
 
 # ---- racing rungs: -e hands the ticket on early, later rungs wait for the end ----

@@ -18,6 +18,16 @@
  *                                  or a literal address; -c races with a session
  *                                  commitment (-H: somebody else holds it already)
  *                                  and says whether GO went and who holds it after
+ *   unit hs dial|invitee|inviter [-cHkTw] [-t MS]
+ *                                  the handshake's state machine on a socketpair
+ *                                  whose far end sends stdin (then end of file,
+ *                                  unless -k): we dial, or answer as the invitee
+ *                                  or the inviter; -c with a session commitment
+ *                                  (-H: held by somebody else), -T the session is
+ *                                  taken, -w the dialer's token is wrong. Prints
+ *                                  what happened, what we sent, the commitment
+ *                                  and what is left unread
+ *   unit hs go [-H]                hs_go: the invitee's GO after an OK
  *   unit copy                      copy_loop between stdio and an echoing peer
  *   unit timeout [FLAG DEF]        env_timeout_ms
  *
@@ -589,6 +599,112 @@ cmd_race(int argc, char **argv)
 	return fd == -1;
 }
 
+/* ---- the handshake's state machine ---- */
+
+/* What a step said, as text. */
+static const char *
+hs_said(int r, const struct handshake *h)
+{
+	static char buf[300];
+
+	switch (r) {
+	case HS_AGAIN: return "again";
+	case HS_LINE: return "line";
+	case HS_DONE: return "done";
+	}
+	snprintf(buf, sizeof(buf), "fail %s%s", h->why ? h->why : "timeout",
+	    h->erred ? " (answered ERR)" : "");
+	return buf;
+}
+
+static int
+cmd_hs(int argc, char **argv)
+{
+	struct handshake h;
+	const char *part = argc > 1 ? argv[1] : "";
+	char *in, buf[8192];
+	int sp[2], ch, r, commit = -1, held = 0, keep = 0, taken = 0, wrong = 0;
+	int ms = 1000;
+	long deadline;
+	size_t len;
+	ssize_t k;
+
+	optind = 2;
+	while ((ch = getopt(argc, argv, "cHkTt:w")) != -1) {
+		switch (ch) {
+		case 'c':
+			if ((commit = commit_new()) == -1)
+				die("eventfd");
+			break;
+		case 'H': held = 1; break;
+		case 'k': keep = 1; break;
+		case 'T': taken = 1; break;
+		case 't': ms = atoi(optarg); break;
+		case 'w': wrong = 1; break;
+		default: return 2;
+		}
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
+		die("socketpair");
+	if (held && !commit_take(commit))
+		die("commitment");
+	deadline = now_ms() + ms;
+	if (strcmp(part, "go") == 0) {
+		commit = commit_new();
+		if (held && !commit_take(commit))
+			die("commitment");
+		r = hs_go(sp[0], commit);
+		printf("go %d\n", r);
+	} else {
+		in = slurp(&len);
+		if (len > 65536)
+			errx(2, "input too big for one socket buffer");
+		if (len > 0 && write(sp[1], in, len) != (ssize_t)len)
+			die("write");
+		free(in);
+		if (!keep)
+			shutdown(sp[1], SHUT_WR);
+		if (strcmp(part, "dial") == 0) {
+			r = hs_dial(&h, sp[0], SESSID, TOKEN, commit, deadline);
+		} else if (strcmp(part, "invitee") == 0 ||
+		    strcmp(part, "inviter") == 0) {
+			hs_listen(&h, strcmp(part, "invitee") == 0 ? HS_INVITEE :
+			    HS_INVITER);
+			r = hs_wait(&h, sp[0], deadline);
+			printf("%s", hs_said(r, &h));
+			if (r == HS_LINE)
+				printf(" %s %s", h.id, h.token);
+			printf("\n");
+			if (r == HS_LINE)
+				r = hs_reply(&h, sp[0], wrong ? WRONG : TOKEN, taken,
+				    commit);
+			/* The invitee waits while the commitment is held. */
+			if (r == HS_AGAIN && h.part == HS_INVITEE)
+				printf("waits\n");
+		} else
+			errx(2, "hs: dial, invitee, inviter or go");
+		if (r == HS_AGAIN && !(h.part == HS_INVITEE))
+			r = hs_wait(&h, sp[0], deadline);
+		printf("%s\n", hs_said(r, &h));
+		printf("go %d\n", h.go);
+	}
+	fd_nonblock(sp[1], 1);
+	k = read(sp[1], buf, sizeof(buf));
+	printf("sent ");
+	if (k > 0)
+		show(buf, k);
+	printf("\n");
+	if (commit != -1)
+		printf("commitment %s\n", commit_take(commit) ? "free" : "held");
+	fd_nonblock(sp[0], 1);
+	k = read(sp[0], buf, sizeof(buf));
+	printf("rest ");
+	if (k > 0)
+		show(buf, k);
+	printf("\n");
+	return 0;
+}
+
 /* ---- copy_loop ---- */
 
 static int
@@ -631,7 +747,8 @@ int
 main(int argc, char *argv[])
 {
 	if (argc < 2)
-		errx(2, "usage: unit ticket|addr|line|linebuf|words|fdpass|hex|race|copy|timeout ...");
+		errx(2, "usage: unit ticket|addr|line|linebuf|words|fdpass|hex|race|"
+		    "hs|copy|timeout ...");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	argc--;
 	argv++;
@@ -651,6 +768,8 @@ main(int argc, char *argv[])
 		return cmd_hex(argc - 1, argv + 1);
 	if (strcmp(argv[0], "race") == 0)
 		return cmd_race(argc, argv);
+	if (strcmp(argv[0], "hs") == 0)
+		return cmd_hs(argc, argv);
 	if (strcmp(argv[0], "copy") == 0)
 		return cmd_copy();
 	if (strcmp(argv[0], "timeout") == 0)

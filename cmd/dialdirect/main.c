@@ -13,9 +13,8 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: dialdirect [-ev] [-t SECONDS] [PROG...]\n"
+	usage_exit("usage: dialdirect [-ehVv] [-t SECONDS] [PROG...]\n"
 	    "       dialdirect [-v] [-t SECONDS] HOST:PORT [PROG...]\n");
-	exit(EX_USAGE_);
 }
 
 int
@@ -26,7 +25,8 @@ main(int argc, char *argv[])
 	char why[LINE_MAX_ / 2], won[ADDR_STR], emsg[256];
 	int ch, tsec = 0, early = 0, ms, fd, r;
 
-	while ((ch = getopt(argc, argv, "+et:v")) != -1) {
+	opt_version(argc, argv);
+	while ((ch = getopt(argc, argv, "+ehVt:v")) != -1) {
 		switch (ch) {
 		case 'e':
 			early = 1;
@@ -37,17 +37,23 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = 1;
 			break;
+		case 'h':
+			opt_help(usage);
+		case 'V':
+			print_version();
 		default:
 			usage();
 		}
 	}
 	argc -= optind;
 	argv += optind;
+	arg_nc_habit(argc, argv);
 	ms = env_timeout_ms(tsec, 3);
 
 	if (argc > 0 && addr_is_hostport(argv[0])) {
 		if ((fd = dial_host(argv[0], ms)) == -1)
-			err(EX_NOTCONN, "unable to connect to %s", argv[0]);
+			errx(EX_NOTCONN, "unable to connect to %s: %s", argv[0],
+			    addr_strerror(errno));
 		vlog("connected to %s", argv[0]);
 		return deliver(fd, &(struct conninfo){ "direct", NULL, 0 }, argv + 1,
 		    SIDE_DIAL);

@@ -15,8 +15,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: dialport [-ev] [-t SECONDS] [-p PORTS] [PROG...]\n");
-	exit(EX_USAGE_);
+	usage_exit("usage: dialport [-ehVv] [-t SECONDS] [-p PORTS] [PROG...]\n");
 }
 
 /*
@@ -56,7 +55,8 @@ main(int argc, char *argv[])
 	int ports[MAXPORTS], np, ch, tsec = 0, ms, fd, r, i, ntry, go;
 	int early = 0;
 
-	while ((ch = getopt(argc, argv, "+ep:t:v")) != -1) {
+	opt_version(argc, argv);
+	while ((ch = getopt(argc, argv, "+ehVp:t:v")) != -1) {
 		switch (ch) {
 		case 'e':
 			early = 1;
@@ -70,6 +70,10 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = 1;
 			break;
+		case 'h':
+			opt_help(usage);
+		case 'V':
+			print_version();
 		default:
 			usage();
 		}

@@ -18,9 +18,8 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: dialproxy [-v] [-t SECONDS] [-x URL] [PROG...]\n"
+	usage_exit("usage: dialproxy [-hVv] [-t SECONDS] [-x URL] [PROG...]\n"
 	    "       dialproxy [-v] [-t SECONDS] [-x URL] HOST:PORT [PROG...]\n");
-	exit(EX_USAGE_);
 }
 
 /*
@@ -64,27 +63,15 @@ left_ms(long deadline)
 static int
 handshake(int fd, const struct ticket *t, long deadline, char *why, size_t n)
 {
-	char line[LINE_MAX_ + 1];
-	int r;
+	struct handshake h;
 
 	if (t->id[0] == '\0')
 		return 0;
-	/* At least 1 ms: a negative wait would make poll wait for ever. */
-	if (line_write(fd, left_ms(deadline), "P2P %s %s", t->id, t->token) == -1 ||
-	    (r = line_read(fd, line, sizeof(line), left_ms(deadline))) < 0) {
-		snprintf(why, n, "%s in the handshake", errno == ETIMEDOUT ?
-		    "timeout" : strerror(errno));
-		return -1;
-	}
-	if (r == 0) {
-		snprintf(why, n, "closed in the handshake");
-		return -1;
-	}
-	if (strcmp(line, "OK") != 0) {
-		snprintf(why, n, "refused our token");
-		return -1;
-	}
-	return 0;
+	if (hs_dial(&h, fd, t->id, t->token, -1, deadline) == HS_AGAIN &&
+	    hs_wait(&h, fd, deadline) == HS_DONE)
+		return 0;
+	strlcpy(why, h.why, n);
+	return -1;
 }
 
 /* Append one failure to the list for the ticket's "tried" line. */
@@ -177,7 +164,8 @@ standalone(const struct proxy *px, const char *dest, int ms, char **prog)
 	if (proxy_bypass(dest)) {
 		vlog("not proxying %s: it is in no_proxy", dest);
 		if ((fd = dial_host(dest, ms)) == -1)
-			err(EX_NOTCONN, "unable to connect to %s", dest);
+			errx(EX_NOTCONN, "unable to connect to %s: %s", dest,
+			    addr_strerror(errno));
 		return deliver(fd, &(struct conninfo){ "direct", NULL, 0 }, prog,
 		    SIDE_DIAL);
 	}
@@ -196,7 +184,8 @@ main(int argc, char *argv[])
 	const char *url = NULL, *from = "-x";
 	int ch, tsec = 0, ms, fd, r, bad;
 
-	while ((ch = getopt(argc, argv, "+t:vx:")) != -1) {
+	opt_version(argc, argv);
+	while ((ch = getopt(argc, argv, "+hVt:vx:")) != -1) {
 		switch (ch) {
 		case 't':
 			tsec = arg_seconds(optarg, 't', 3600);
@@ -207,12 +196,17 @@ main(int argc, char *argv[])
 		case 'x':
 			url = optarg;
 			break;
+		case 'h':
+			opt_help(usage);
+		case 'V':
+			print_version();
 		default:
 			usage();
 		}
 	}
 	argc -= optind;
 	argv += optind;
+	arg_nc_habit(argc, argv);
 	ms = env_timeout_ms(tsec, 3);
 	if (url == NULL)
 		url = proxy_env(&from);
@@ -239,6 +233,13 @@ main(int argc, char *argv[])
 		snprintf(why, sizeof(why), "%s: %s", from, emsg);
 		return ticket_pass(&t, "dialproxy", why);
 	}
+	/*
+	 * A peer behind a NAT that drops is never reached, and the relay waits
+	 * for us: give the proxy's two legs what the round trip says a direct
+	 * dial gets, twice over, not the whole P2P_TIMEOUT.
+	 */
+	if (tsec == 0 && t.rtt > 0 && 2 * dial_budget_ms(0, t.rtt) < ms)
+		ms = 2 * dial_budget_ms(0, t.rtt);
 	vlog("proxy %s from %s, %d ms in all", px.hostport, from, ms);
 	if ((fd = dial_ticket(&t, &px, ms, why, sizeof(why))) != -1) {
 		vlog("connected to %s via proxy %s", t.peer[0] ? t.peer : "peer",

@@ -14,9 +14,8 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: p2pcatch [-Flv] [-n NAME] [-P PEER] [-t SECONDS] "
+	usage_exit("usage: p2pcatch [-FhlVv] [-n NAME] [-P PEER] [-t SECONDS] "
 	    "LADDER [PROG...]\n");
-	exit(EX_USAGE_);
 }
 
 /* The last "tried" lines the ladder wrote, joined for one error line. */
@@ -45,7 +44,8 @@ main(int argc, char *argv[])
 	const char *peer = NULL, *e;
 	int ch, passfd = 0, side = SIDE_DIAL, ms = 300000, fd, st, n;
 
-	while ((ch = getopt(argc, argv, "+Fln:P:t:v")) != -1) {
+	opt_version(argc, argv);
+	while ((ch = getopt(argc, argv, "+FhlVn:P:t:v")) != -1) {
 		switch (ch) {
 		case 'F':
 			passfd = 1;
@@ -67,6 +67,10 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = 1;
 			break;
+		case 'h':
+			opt_help(usage);
+		case 'V':
+			print_version();
 		default:
 			usage();
 		}
@@ -75,6 +79,8 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (argc < 1)
 		usage();
+	/* A bad P2P_TIMEOUT stops every rung: say so once, here. */
+	env_timeout_ms(0, 3);
 	sh[2] = argv[0];
 	if (ladder_start(&l, sh, NULL, peer, -1) == -1)
 		err(EX_SYSTEM, "unable to start the ladder");

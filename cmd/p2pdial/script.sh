@@ -2,26 +2,61 @@
 # p2pdial: the default ladder, dialling side. Each rung reads the ticket the
 # rung before it failed on; p2pcatch takes the first connection any rung makes.
 usage() {
-	echo "usage: p2pdial [-Fv] [-t SECONDS] PEER [PROG...]" >&2
+	echo "usage: p2pdial [-FhVv] [-t SECONDS] PEER [PROG...]"
+}
+bad() {
+	echo "p2pdial: $*" >&2
 	exit 100
 }
+# Seconds as the rungs take them: a positive decimal number below a day.
+seconds() {
+	case $1 in
+	'' | . | *[!0-9.]* | *.*.*) return 1 ;;
+	esac
+	case $1 in
+	*[1-9]*) ;;
+	*) return 1 ;;
+	esac
+	i=${1%%.*}
+	[ ${#i} -le 5 ] && [ "${i:-0}" -lt 86400 ]
+}
+# A host:port word; the rest of its checks are the rungs' own.
+hostport() {
+	case $1 in
+	*:*:*) case $1 in \[*\]:*) ;; *) return 1 ;; esac ;;
+	*:*) ;;
+	*) return 1 ;;
+	esac
+	case ${1##*:} in
+	'' | *[!0-9]*) return 1 ;;
+	esac
+}
+[ "${1:-}" = --version ] && set -- -V
 F= v=
-while getopts Fvt: o; do
+while getopts FhVvt: o; do
 	case $o in
 	F) F=-F ;;
+	h) usage; exit 0 ;;
+	V) echo "p2pdial @VERSION@"; exit 0 ;;
 	v) v=-v ;;
-	t) P2P_TIMEOUT=$OPTARG; export P2P_TIMEOUT ;;
-	*) usage ;;
+	t) seconds "$OPTARG" || bad "bad -t: $OPTARG (want seconds, e.g. 3)"
+	   P2P_TIMEOUT=$OPTARG; export P2P_TIMEOUT ;;
+	*) usage >&2; exit 100 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 1 ] || usage
+[ $# -ge 1 ] || { usage >&2; exit 100; }
 peer=$1
 shift
 # The default ladder needs rvd: say so plainly rather than as a failed rung.
 if [ -z "${P2P_LADDER:-}" ] && [ -z "${P2P_RVD:-}" ]; then
-	echo "p2pdial: no rendezvous address: set P2P_RVD" >&2
-	exit 100
+	bad "no rendezvous address: set P2P_RVD"
 fi
+# Every rung that logs on would refuse a bad one, each in its own line.
+set -f
+for w in $(printf '%s\n' "${P2P_RVD:-}" | tr , ' '); do
+	hostport "$w" || bad "bad P2P_RVD (HOST:PORT ...): $P2P_RVD"
+done
+set +f
 ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
 exec p2pcatch -n p2pdial $F $v -P "$peer" "$ladder" "$@"

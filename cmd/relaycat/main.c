@@ -13,10 +13,9 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: relaycat [-v] [-t SECONDS] [-R RELAY] [PEER | -] "
+	usage_exit("usage: relaycat [-hVv] [-t SECONDS] [-R RELAY] [PEER | -] "
 	    "[PROG...]\n"
 	    "       relaycat [-v] [-t SECONDS] -j SID HOST:PORT [PROG...]\n");
-	exit(EX_USAGE_);
 }
 
 /* Wait for relayd's "OK", which says both sides are in: 0, or -1 with why. */
@@ -39,19 +38,25 @@ await_pair(int fd, int ms, char *why, size_t n)
 	return -1;
 }
 
-/* Join session sid on the relay at hostport: the connection, or -1 with why. */
+/*
+ * Join session sid on the relay at hostport, directly or through the
+ * proxy (the JOIN line rides in the SYN where it can): the connection,
+ * or -1 with why.
+ */
 static int
 relay_join(const char *sid, const char *hostport, int ms, char *why, size_t n)
 {
-	int fd;
+	struct reached rc;
+	char line[LINE_MAX_ + 1];
+	int fd, len;
 
-	if ((fd = dial_host(hostport, ms)) == -1) {
-		snprintf(why, n, "unable to connect to relay %s: %s", hostport,
-		    strerror(errno));
+	len = snprintf(line, sizeof(line), "JOIN %s\n", sid);
+	if ((fd = reach(hostport, line, len, ms, &rc)) == -1) {
+		snprintf(why, n, "unable to connect to relay %s", rc.why);
 		return -1;
 	}
-	if (line_write(fd, ms, "JOIN %s", sid) == -1 ||
-	    await_pair(fd, ms, why, n) == -1) {
+	vlog("relay %s reached %s", rc.dest, rc.via);
+	if (await_pair(fd, ms, why, n) == -1) {
 		close(fd);
 		return -1;
 	}
@@ -63,8 +68,8 @@ struct rsess {
 	struct rv rv;
 	int fd;
 	char sid[ID_HEX + 1];
-	char relay[ADDR_STR + 192];
-	char rvaddr[ADDR_STR + 192];
+	char relay[HOSTPORT_MAX];	/* the relay the session is on */
+	char rvaddr[HOSTPORT_MAX * 2];
 };
 
 /* Let go of what rsess_open holds. */
@@ -78,52 +83,86 @@ rsess_close(struct rsess *rs)
 	rs->fd = rs->rv.fd = -1;
 }
 
-/*
- * Log on to rvd at rvaddr and open a session on the relay (relay, or the
- * one rvd names): 0, or -1 with why. Needs nothing from the ticket, so a
- * ladder can do it while the direct rungs are still trying.
- */
+/* Open a session on the relay at hostport (direct or proxied): 0, or -1 with why. */
 static int
-rsess_open(struct rsess *rs, const char *rvaddr, const char *relay, int ms,
-    char *why, size_t n)
+rsess_new(struct rsess *rs, const char *hostport, int ms, char *why, size_t n)
 {
 	char line[LINE_MAX_ + 1], *w[RV_WORDS];
+	struct reached rc;
+
+	if ((rs->fd = reach(hostport, "NEW\n", 4, ms, &rc)) == -1) {
+		snprintf(why, n, "unable to connect to relay %s", rc.why);
+		return -1;
+	}
+	if (line_read(rs->fd, line, sizeof(line), ms) <= 0 ||
+	    line_words(line, w, RV_WORDS) != 2 || strcmp(w[0], "SESSION") != 0 ||
+	    !hex_valid(w[1], ID_HEX)) {
+		snprintf(why, n, "relay %s did not open a session", hostport);
+		close(rs->fd);
+		rs->fd = -1;
+		return -1;
+	}
+	strlcpy(rs->relay, rc.dest, sizeof(rs->relay));
+	strlcpy(rs->sid, w[1], sizeof(rs->sid));
+	vlog("relay session %s on %s, %s (each step within %d ms)", rs->sid,
+	    rs->relay, rc.via, ms);
+	return 0;
+}
+
+/*
+ * Log on to rvd at rvaddr and open a session on the first relay of relays
+ * (a list; NULL for those rvd names) that opens one: 0, or -1 with why.
+ * Needs nothing from the ticket, so a ladder can do it while the direct
+ * rungs are still trying.
+ */
+static int
+rsess_open(struct rsess *rs, const char *rvaddr, const char *relays, int ms,
+    char *why, size_t n)
+{
+	char list[RV_RELAYS][HOSTPORT_MAX];
 	const char *name = env_or("P2P_NAME", env_or("USER", "anonymous"));
+	int nr, i;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->fd = -1;
 	strlcpy(rs->rvaddr, rvaddr, sizeof(rs->rvaddr));
 	if (rv_logon(&rs->rv, rvaddr, "LOGON", name, getenv("P2P_SECRET"), NULL,
 	    ms) == -1) {
-		snprintf(why, n, "unable to log on to rvd %s: %s", rvaddr,
-		    errno == EACCES ? rs->rv.why : strerror(errno));
+		snprintf(why, n, "unable to log on to rvd: %s", rs->rv.why);
 		return -1;
 	}
-	strlcpy(rs->relay, relay && *relay ? relay : rs->rv.relay,
-	    sizeof(rs->relay));
-	if (rs->relay[0] == '\0') {
-		snprintf(why, n, "no relay: rvd %s names none", rvaddr);
-		goto fail;
+	if (relays != NULL) {
+		if ((nr = relays_parse(relays, list, RV_RELAYS)) > RV_RELAYS)
+			nr = RV_RELAYS;
+	} else {
+		memcpy(list, rs->rv.relay, sizeof(list));
+		nr = rs->rv.nrelay;
 	}
-	if ((rs->fd = dial_host(rs->relay, ms)) == -1) {
-		snprintf(why, n, "unable to connect to relay %s: %s", rs->relay,
-		    strerror(errno));
-		goto fail;
-	}
-	if (line_write(rs->fd, ms, "NEW") == -1 ||
-	    line_read(rs->fd, line, sizeof(line), ms) <= 0 ||
-	    line_words(line, w, RV_WORDS) != 2 || strcmp(w[0], "SESSION") != 0 ||
-	    !hex_valid(w[1], ID_HEX)) {
-		snprintf(why, n, "relay %s did not open a session", rs->relay);
-		goto fail;
-	}
-	strlcpy(rs->sid, w[1], sizeof(rs->sid));
-	vlog("relay session %s on %s (each step within %d ms)", rs->sid,
-	    rs->relay, ms);
-	return 0;
-fail:
+	if (nr <= 0)
+		snprintf(why, n, "no relay: rvd %s names none", rs->rv.addr);
+	/* In order: the first is the one rvd (or the user) prefers. */
+	for (i = 0; i < nr; i++)
+		if (rsess_new(rs, list[i], ms, why, n) == 0)
+			return 0;
 	rsess_close(rs);
 	return -1;
+}
+
+/* Whether relay is one of the words of list (NULL: any will do). */
+static int
+relay_listed(const char *relay, const char *list)
+{
+	char l[RV_RELAYS][HOSTPORT_MAX];
+	int n, i;
+
+	if (list == NULL)
+		return 1;
+	if ((n = relays_parse(list, l, RV_RELAYS)) > RV_RELAYS)
+		n = RV_RELAYS;
+	for (i = 0; i < n; i++)
+		if (strcmp(l[i], relay) == 0)
+			return 1;
+	return 0;
 }
 
 /* Invite peer to the session through rvd and wait for it: the connection, or -1. */
@@ -171,14 +210,18 @@ main(int argc, char *argv[])
 	struct rsess rs;
 	char why[LINE_MAX_ / 2], emsg[256];
 	const char *relay = NULL, *join = NULL, *rvenv;
+	char tlist[RV_RELAYS * HOSTPORT_MAX];
 	int ch, tsec = 0, ms, fd, r, fromticket, prepared = 0;
 
-	while ((ch = getopt(argc, argv, "+j:R:t:v")) != -1) {
+	opt_version(argc, argv);
+	while ((ch = getopt(argc, argv, "+hVj:R:t:v")) != -1) {
 		switch (ch) {
 		case 'j':
 			join = optarg;
 			break;
 		case 'R':
+			if (relays_parse(optarg, NULL, 0) <= 0)
+				errx(EX_USAGE_, "bad relay list: %s", optarg);
 			relay = optarg;
 			break;
 		case 't':
@@ -187,6 +230,10 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = 1;
 			break;
+		case 'h':
+			opt_help(usage);
+		case 'V':
+			print_version();
 		default:
 			usage();
 		}
@@ -207,6 +254,10 @@ main(int argc, char *argv[])
 	fromticket = argc == 0 || strcmp(argv[0], "-") == 0;
 	memset(&t, 0, sizeof(t));
 	rvenv = env_or("P2P_RVD", "");
+	if (*rvenv != '\0' && relays_parse(rvenv, NULL, 0) <= 0)
+		errx(EX_USAGE_, "bad P2P_RVD (HOST:PORT ...): %s", rvenv);
+	if (reach_proxy(&(struct proxy){ 0 }, emsg, sizeof(emsg)) == -1)
+		errx(EX_USAGE_, "%s", emsg);
 	/*
 	 * In a ladder the ticket comes only when the direct rungs have failed:
 	 * open the relay session meanwhile, so that failure costs no more
@@ -235,10 +286,16 @@ main(int argc, char *argv[])
 		strlcpy(t.rv, rvenv, sizeof(t.rv));
 	if (t.rv[0] == '\0')
 		errx(EX_USAGE_, "no rendezvous address: set P2P_RVD");
-	if (relay == NULL && t.relay[0] != '\0')
-		relay = t.relay;
+	if (relay == NULL && t.nrelay > 0) {
+		tlist[0] = '\0';
+		for (r = 0; r < t.nrelay; r++) {
+			strlcat(tlist, r ? "," : "", sizeof(tlist));
+			strlcat(tlist, t.relay[r], sizeof(tlist));
+		}
+		relay = tlist;
+	}
 	if (prepared && (strcmp(rs.rvaddr, t.rv) != 0 ||
-	    (relay != NULL && strcmp(rs.relay, relay) != 0))) {
+	    !relay_listed(rs.relay, relay))) {
 		rsess_close(&rs);
 		prepared = 0;
 	}

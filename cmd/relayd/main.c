@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -37,7 +36,8 @@
 #define POOL_MAX	64	/* spare pipes kept for the next direction */
 #define POOL_TRIM_MS	500	/* spares unused this long are closed */
 #define PIPE_SIZE	(256 << 10)	/* ~20% faster than the default 64 KiB */
-#define SRC_MIN		256	/* the per-address cap on unjoined sessions, at least */
+#define SRC_SHARE	16	/* one address holds this fraction of the table, unjoined */
+#define SRC_MIN		8	/* ...or this many, for small tables (a fifth at most) */
 #define SESS_ID_BYTES	(ID_HEX / 2)
 
 /* What an epoll event points at; the first byte of every such object. */
@@ -68,6 +68,7 @@ struct end {
 struct src {
 	uint8_t key[16];
 	int n;
+	bool told;		/* its cap was logged: once while it lasts */
 	struct src *next;	/* hash chain */
 };
 
@@ -114,19 +115,18 @@ static uint8_t klisten = K_LISTEN, ksignal = K_SIGNAL;
 static int npend, nsess, npaired;
 static int maxsess = 10000;
 static int pend_max = 1024;	/* connections that have not sent their line yet */
-static int src_max = SRC_MIN;	/* unjoined sessions per source address */
+static int src_max = SRC_MIN;	/* unjoined sessions per source address (/64) */
 static long expire_ms = 30000;
 static long accept_resume;	/* when accepting was paused, when to resume */
 static bool accept_paused_told;
 static bool stopping;
 
-/* Print the usage line and exit 100, as every tool does. */
+/* Print the usage line and exit 100 (0 for -h), as every tool does. */
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: relayd [-v] [-d FD] [-n MAXSESSIONS] "
+	usage_exit("usage: relayd [-hVv] [-d FD] [-n MAXSESSIONS] "
 	    "[-e SECONDS] [-U USER] [ADDR:]PORT\n");
-	exit(EX_USAGE_);
 }
 
 /* Register obj for fd with epoll; op is ADD or MOD. */
@@ -589,8 +589,8 @@ sess_pair(struct sess *s, int fd)
 }
 
 /* NEW: open a session, hand out its id and park the connection. One
- * address may hold only src_max unjoined sessions, so that a flood from it
- * leaves room for everyone else. */
+ * address (an IPv6 /64) may hold only src_max unjoined sessions, so that a
+ * flood from it leaves room for everyone else. */
 static void
 cmd_new(struct pend *p)
 {
@@ -608,9 +608,11 @@ cmd_new(struct pend *p)
 		return;
 	}
 	if (sr->n > src_max) {
+		if (!sr->told)
+			logline("%s: %d unjoined sessions from this address "
+			    "already", fd_peername(p->fd, a, sizeof(a)), src_max);
+		sr->told = true;
 		src_put(sr);
-		logline("%s: %d unjoined sessions from this address already",
-		    fd_peername(p->fd, a, sizeof(a)), src_max);
 		pend_refuse(p, "too many sessions");
 		return;
 	}
@@ -671,15 +673,17 @@ cmd_join(struct pend *p, const char *id)
 	sess_pair(s, fd);
 }
 
-/* Act on a client's first line. */
+/* Act on a client's first line, n bytes without its newline: a NUL or
+ * any other byte that is not printable makes it a bad command, so that
+ * "NEW\0junk" is no NEW. */
 static void
-command(struct pend *p, char *line)
+command(struct pend *p, char *line, size_t n)
 {
-	size_t n = strlen(line);
-
 	if (n > 0 && line[n - 1] == '\r')	/* be kind to nc -C */
-		line[n - 1] = '\0';
-	if (strcmp(line, "NEW") == 0)
+		line[--n] = '\0';
+	if (strlen(line) != n || !line_printable(line))
+		pend_refuse(p, "bad command");
+	else if (strcmp(line, "NEW") == 0)
 		cmd_new(p);
 	else if (strncmp(line, "JOIN ", 5) == 0)
 		cmd_join(p, line + 5);
@@ -716,7 +720,7 @@ pend_read(struct pend *p, uint32_t events)
 		return;
 	}
 	*nl = '\0';
-	command(p, buf);
+	command(p, buf, nl - buf);
 }
 
 /* Take a new connection; when too many have yet to speak, drop the oldest,
@@ -967,8 +971,9 @@ fit_fd_limit(void)
 }
 
 /* Size the id and address tables to the session limit, and cap the
- * unjoined sessions of one address at a sixteenth of it (SRC_MIN at least,
- * for the many clients behind one NAT). */
+ * unjoined sessions of one address (an IPv6 one: its /64) at a sixteenth
+ * of it, so that a few addresses cannot fill the table: SRC_MIN at least,
+ * for the clients behind one NAT, but never more than a fifth. */
 static void
 htab_init(void)
 {
@@ -981,16 +986,11 @@ htab_init(void)
 		err(EX_SYSTEM, "calloc");
 	hmask = smask = n - 1;
 	ssalt = arc4random();
-	src_max = maxsess / 16 > SRC_MIN ? maxsess / 16 : SRC_MIN;
-}
-
-/* Become pw's user, once the port is bound. */
-static void
-drop_privs(const struct passwd *pw)
-{
-	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
-	    setuid(pw->pw_uid) == -1)
-		err(EX_SYSTEM, "unable to become %s", pw->pw_name);
+	src_max = maxsess / SRC_SHARE;
+	if (src_max < SRC_MIN)
+		src_max = maxsess / 5 < SRC_MIN ? maxsess / 5 : SRC_MIN;
+	if (src_max < 1)
+		src_max = 1;
 }
 
 /* Open the listener, epoll and the SIGTERM fd. */
@@ -1001,7 +1001,8 @@ setup(const char *addr)
 	sigset_t ss;
 
 	if ((lfd = listen_tcp(addr, 1024)) == -1)
-		err(EX_SYSTEM, "unable to listen on %s", addr);
+		errx(errno == EINVAL ? EX_USAGE_ : EX_SYSTEM,
+		    "unable to listen on %s: %s", addr, addr_strerror(errno));
 	if (fd_nonblock(lfd, 1) == -1)
 		err(EX_SYSTEM, "fcntl");
 	signal(SIGPIPE, SIG_IGN);
@@ -1019,37 +1020,28 @@ setup(const char *addr)
 	    expire_ms / 1000);
 }
 
-/* Parse a decimal option argument within [lo, hi], else usage. */
-static long long
-num(const char *s, long long lo, long long hi)
-{
-	const char *e;
-	long long v = strtonum(s, lo, hi, &e);
-
-	if (e != NULL) {
-		warnx("%s: %s", s, e);
-		usage();
-	}
-	return v;
-}
-
 int
 main(int argc, char *argv[])
 {
-	struct passwd *pw = NULL;
+	const char *runas = NULL;
 	char host[256], port[32];
 	int c, readyfd = -1;
 
-	while ((c = getopt(argc, argv, "vd:n:e:U:")) != -1) {
+	opt_version(argc, argv);
+	while ((c = getopt(argc, argv, "hVvd:n:e:U:")) != -1) {
 		switch (c) {
 		case 'v': verbose++; break;
-		case 'd': readyfd = (int)num(optarg, 0, 1 << 20); break;
-		case 'n': maxsess = (int)num(optarg, 1, 1000000); break;
-		case 'e': expire_ms = num(optarg, 1, 86400) * 1000; break;
+		case 'd': readyfd = arg_seconds(optarg, 'd', 1 << 20); break;
+		case 'n': maxsess = arg_seconds(optarg, 'n', 1000000); break;
+		case 'e': expire_ms = arg_seconds(optarg, 'e', 86400) * 1000L; break;
 		case 'U':
-			if ((pw = getpwnam(optarg)) == NULL)
+			/* Checked now, not only once bound, so that a typo fails fast. */
+			if (getpwnam(optarg) == NULL)
 				errx(EX_USAGE_, "unknown user: %s", optarg);
+			runas = optarg;
 			break;
+		case 'h': opt_help(usage);
+		case 'V': print_version();
 		default: usage();
 		}
 	}
@@ -1064,8 +1056,8 @@ main(int argc, char *argv[])
 	fit_fd_limit();
 	htab_init();
 	setup(argv[optind]);
-	if (pw != NULL)
-		drop_privs(pw);
+	if (runas != NULL)
+		priv_drop(runas);
 	if (readyfd != -1) {
 		if (write(readyfd, "\n", 1) != 1)
 			err(EX_SYSTEM, "readiness fd %d", readyfd);

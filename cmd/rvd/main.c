@@ -4,10 +4,14 @@
  * each peer the address it sees it at. No application byte passes here.
  */
 #include <sys/epoll.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +25,26 @@
 #define SESS_TTL 120000		/* ms a session's messages are routed */
 #define LOGON_MS 10000		/* time to log on after connecting */
 #define LINE_MS 10000		/* time to finish a started line */
-#define FAIL_MAX 10		/* refused log-ons a source may have... */
-#define FAIL_WINDOW 60000	/* ...in this many ms */
+#define NEW_MAX 4096		/* connections not logged on, in all */
+#define EVICT_MS 1000		/* one may be evicted after this long */
+#define ACCEPT_BURST 64		/* accepts per wakeup, so a flood cannot hog */
+#define PAUSE_MS 250		/* how long to stop accepting when out of fds */
+#define FAIL_FREE 5		/* wrong secrets a name may have at once... */
+#define FAIL_WINDOW 60000	/* ...forgotten after this many quiet ms */
+#define HOLD_MAX 2000		/* longest a log-on's answer is held back */
+#define RATE_BURST 32		/* INVITEs and RELAYs an inviter may send at once */
+#define RATE_PER_S 8		/* ...and then this many a second */
+#define SLOTS 16		/* dials in flight to one listener */
+#define SLOTS_EACH 4		/* ...of which one inviter may hold */
+#define SLOT_MS 3000		/* a dial budget (P2P_TIMEOUT's default) */
+#define ACK_MS 1000		/* a listener answers an INVITE within this */
 
-enum { ST_NEW, ST_ON, ST_LISTEN, ST_CLOSING };
+enum { ST_NEW, ST_HOLD, ST_ON, ST_LISTEN, ST_CLOSING, ST_DEAD };
+
+struct sess;
+TAILQ_HEAD(sessq, sess);
+struct conn;
+TAILQ_HEAD(connq, conn);
 
 struct conn {
 	int fd;
@@ -40,6 +60,14 @@ struct conn {
 	int pinged, nsess;
 	char *addrs;		/* a listener's standing candidates, or NULL */
 	struct conn *next_name;
+	int isnew;		/* on the queues of clients not logged on */
+	TAILQ_ENTRY(conn) newq, srcq;	/* all such; those of our source */
+	long hold_until;	/* ST_HOLD: when the log-on is answered */
+	int hold_ok, hold_listen;
+	TAILQ_ENTRY(conn) holdq;
+	struct sessq slots;	/* a listener's dials in flight, oldest first */
+	int nslots;
+	struct conn *next_grave;
 };
 
 struct sess {
@@ -47,6 +75,15 @@ struct sess {
 	int fd[2];		/* inviter, invitee */
 	unsigned long serial[2];
 	long expires;
+	long t0, ack_by;	/* INVITE passed on; the listener must answer by */
+	int acking, slotted;	/* on the ack queue; holds a listener's slot */
+	char who[NAME_MAX_ + 1];	/* the inviter */
+	char to[NAME_MAX_ + 1];		/* the invitee */
+	int pfd[2];		/* each party's PUNCH connection, until both are in */
+	unsigned long pserial[2];
+	char plocal[2][ADDR_STR];	/* ...and the local end it named */
+	int nopunch;		/* the invitee's ladder has ended (FAIL) */
+	TAILQ_ENTRY(sess) ackq, slotq, lslot;
 	struct sess *next;
 };
 
@@ -54,17 +91,35 @@ struct user {
 	char *name, *secret;
 };
 
-/* What rvd remembers of one source address, to ration it. */
+/* What rvd remembers of one source (an IPv4 address, or an IPv6 /64). */
 struct source {
 	char ip[ADDR_STR];
 	int conns;		/* open connections from it */
-	int fails;		/* refused log-ons in this window */
-	long window;		/* when the window of fails began */
+	int closing;		/* ...of which refused, lingering */
+	struct connq fresh;	/* those not logged on, oldest first */
 	struct source *next;
 };
 
+/* What rvd remembers of one name: wrong secrets, and its invitations. */
+struct who {
+	char name[NAME_MAX_ + 1];
+	int fails;		/* wrong secrets lately */
+	long fail_at;		/* the last one */
+	long until;		/* log-ons for it are answered no sooner */
+	long tat;		/* INVITE/RELAY: when its allowance is full again */
+	struct who *next;
+};
+
+/* Events logged at most once a second each, with a count of the rest. */
+enum { LG_ACCEPT, LG_EVICT, LG_PERSRC, LG_WRONG, LG_INUSE, LG_RATE,
+    LG_BUSY, LG_NOTON, LG_BAD, LG_N };
+static const char *lgname[LG_N] = { "accept", "evicted", "per-source",
+    "refused", "name in use", "rate", "busy", "not logged on", "bad input" };
+static struct { long at; int quiet; } lg[LG_N];
+
 static struct source *sources[NBUCKET];
-static int per_source = 100;
+static struct who *whos[NBUCKET];
+static int per_source = 100, new_max = NEW_MAX, nnew;
 static struct conn **conns;	/* by fd */
 static int nconns, maxfd;
 static struct conn *names[NBUCKET];
@@ -72,12 +127,21 @@ static struct sess *sessions[NBUCKET];
 static int nsessions;
 static unsigned long serials;
 static struct user *users;
-static int nusers;
-static const char *usersfile, *relay = "-";
+static int nusers, usersfd = -1, open_names;
+static const char *usersfile;
+static const char *relay = "-";	/* WELCOME's word: the -R list, or "-" */
+static char relays[RV_RELAYS * (HOSTPORT_MAX + 1)];
 static int ep, lfd = -1, keepalive_ms = 30000;
+static long accept_resume;
+static struct connq newq = TAILQ_HEAD_INITIALIZER(newq);
+static struct connq holdq = TAILQ_HEAD_INITIALIZER(holdq);
+static struct sessq ackq = TAILQ_HEAD_INITIALIZER(ackq);
+static struct sessq slotq = TAILQ_HEAD_INITIALIZER(slotq);
+static struct conn *grave;	/* closed this turn, freed at its end */
 static volatile sig_atomic_t stopping, reload;
 
 static void conn_close(struct conn *c, const char *why);
+static void conn_read(struct conn *c);
 
 /* FNV-1a: short keys, spread well enough for a table this size. */
 static unsigned
@@ -90,7 +154,65 @@ hash(const char *s)
 	return h % NBUCKET;
 }
 
-/* Queue a line for c; a client that stops reading is dropped. */
+/*
+ * Log a line of a kind that an attacker can repeat at will: the first in a
+ * second is written, the rest counted and the count written with the next.
+ */
+static void
+lograte(int kind, const char *fmt, ...)
+{
+	char buf[LINE_MAX_];
+	long now = now_ms();
+	va_list ap;
+
+	if (now - lg[kind].at < 1000 && lg[kind].at != 0) {
+		lg[kind].quiet++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (lg[kind].quiet > 0)
+		logline("%s (and %d more %s lines)", buf, lg[kind].quiet,
+		    lgname[kind]);
+	else
+		logline("%s", buf);
+	lg[kind].at = now;
+	lg[kind].quiet = 0;
+}
+
+/* Say how many lines of each kind went unwritten, once their second is up. */
+static void
+lograte_flush(void)
+{
+	long now = now_ms();
+	int k;
+
+	for (k = 0; k < LG_N; k++)
+		if (lg[k].quiet > 0 && now - lg[k].at >= 1000) {
+			logline("%d more %s lines", lg[k].quiet, lgname[k]);
+			lg[k].quiet = 0;
+			lg[k].at = now;
+		}
+}
+
+/* The epoll events c waits for: none while its log-on is held. */
+static void
+conn_events(struct conn *c)
+{
+	uint32_t ev = c->state == ST_HOLD ? 0 : EPOLLIN;
+
+	if (c->outlen > 0)
+		ev |= EPOLLOUT;
+	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &(struct epoll_event){
+	    .events = ev, .data.ptr = c });
+}
+
+/*
+ * Queue a line for c; a client that stops reading is dropped (closed, but
+ * not freed before the end of this turn of the loop: callers may still
+ * look at c, and see ST_DEAD).
+ */
 static void
 conn_send(struct conn *c, const char *fmt, ...)
 {
@@ -99,6 +221,8 @@ conn_send(struct conn *c, const char *fmt, ...)
 	ssize_t w = 0;
 	int n;
 
+	if (c->state == ST_DEAD)
+		return;
 	va_start(ap, fmt);
 	n = vsnprintf(buf, LINE_MAX_ + 1, fmt, ap);
 	va_end(ap);
@@ -110,16 +234,17 @@ conn_send(struct conn *c, const char *fmt, ...)
 	if (w < 0)
 		w = 0;
 	if (c->outlen + n - w > OUT_MAX) {
-		c->outlen = 0;
 		conn_close(c, "not reading");
 		return;
 	}
 	if ((c->out = realloc(c->out, c->outlen + n - w)) == NULL)
 		err(EX_SYSTEM, "realloc");
 	memcpy(c->out + c->outlen, buf + w, n - w);
-	c->outlen += n - w;
-	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &(struct epoll_event){
-	    .events = EPOLLIN | EPOLLOUT, .data.fd = c->fd });
+	if (c->outlen == 0) {
+		c->outlen = n - w;
+		conn_events(c);
+	} else
+		c->outlen += n - w;
 }
 
 /* Write what is queued for c, now that its socket has room. */
@@ -138,8 +263,7 @@ conn_flush(struct conn *c)
 	if (c->outlen == 0) {
 		free(c->out);
 		c->out = NULL;
-		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &(struct epoll_event){
-		    .events = EPOLLIN, .data.fd = c->fd });
+		conn_events(c);
 	}
 }
 
@@ -168,6 +292,84 @@ name_drop(struct conn *c)
 		}
 }
 
+/* The entry for name, made when new and make is set; or NULL. */
+static struct who *
+who_get(const char *name, int make)
+{
+	unsigned h = hash(name);
+	struct who *w;
+
+	for (w = whos[h]; w != NULL; w = w->next)
+		if (strcmp(w->name, name) == 0)
+			return w;
+	if (!make)
+		return NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		err(EX_SYSTEM, "calloc");
+	strlcpy(w->name, name, sizeof(w->name));
+	w->next = whos[h];
+	whos[h] = w;
+	return w;
+}
+
+/*
+ * Whether the inviter name may send one more INVITE or RELAY now: a
+ * bucket of RATE_BURST refilled at RATE_PER_S (kept as the time it is full).
+ */
+static int
+who_rate(const char *name)
+{
+	struct who *w = who_get(name, 1);
+	long now = now_ms(), cost = 1000 / RATE_PER_S;
+
+	if (w->tat < now)
+		w->tat = now;
+	if (w->tat - now > (RATE_BURST - 1) * cost)
+		return 0;
+	w->tat += cost;
+	return 1;
+}
+
+/*
+ * Count a wrong secret for name. After FAIL_FREE of them, each answer for
+ * the name waits a little longer, doubling up to HOLD_MAX: guessing slows
+ * down, and the owner, who is only delayed, still gets in.
+ */
+static void
+who_fail(const char *name)
+{
+	struct who *w = who_get(name, 1);
+	long now = now_ms(), d;
+
+	if (now - w->fail_at > FAIL_WINDOW)
+		w->fails = 0;
+	w->fails++;
+	w->fail_at = now;
+	if (w->fails > FAIL_FREE) {
+		d = 250L << (w->fails - FAIL_FREE - 1 > 4 ? 4 :
+		    w->fails - FAIL_FREE - 1);
+		w->until = now + (d > HOLD_MAX ? HOLD_MAX : d);
+	}
+}
+
+/* Forget names with no recent failure and a full allowance. */
+static void
+who_sweep(void)
+{
+	struct who **p, *w;
+	long now = now_ms();
+	int i;
+
+	for (i = 0; i < NBUCKET; i++)
+		for (p = &whos[i]; (w = *p) != NULL;)
+			if (w->tat <= now && (w->fails == 0 ||
+			    now - w->fail_at > FAIL_WINDOW)) {
+				*p = w->next;
+				free(w);
+			} else
+				p = &w->next;
+}
+
 /* The session with this id, or NULL. */
 static struct sess *
 sess_find(const char *id)
@@ -180,15 +382,83 @@ sess_find(const char *id)
 	return NULL;
 }
 
+/* The live client on fd that had serial, or NULL when it has gone. */
+static struct conn *
+conn_at(int fd, unsigned long serial)
+{
+	struct conn *c;
+
+	if (fd < 0 || fd >= maxfd || (c = conns[fd]) == NULL)
+		return NULL;
+	return c->serial == serial ? c : NULL;
+}
+
 /* The live client on side i of s, or NULL when it has gone. */
 static struct conn *
 sess_party(struct sess *s, int i)
 {
-	struct conn *c;
+	return conn_at(s->fd[i], s->serial[i]);
+}
 
-	if (s->fd[i] < 0 || s->fd[i] >= maxfd || (c = conns[s->fd[i]]) == NULL)
-		return NULL;
-	return c->serial == s->serial[i] ? c : NULL;
+/* Give back the listener's slot that s holds, if it holds one. */
+static void
+slot_put(struct sess *s)
+{
+	struct conn *p = sess_party(s, 1);
+
+	if (!s->slotted)
+		return;
+	TAILQ_REMOVE(&slotq, s, slotq);
+	if (p != NULL) {
+		TAILQ_REMOVE(&p->slots, s, lslot);
+		p->nslots--;
+	}
+	s->slotted = 0;
+}
+
+/* How many of listener p's slots the inviter who holds. */
+static int
+slot_count(struct conn *p, const char *who)
+{
+	struct sess *x;
+	int n = 0;
+
+	TAILQ_FOREACH(x, &p->slots, lslot)
+		n += strcmp(x->who, who) == 0;
+	return n;
+}
+
+/*
+ * Take a slot of listener p for s: -1 when its inviter has its share.
+ * When all are taken, the oldest of whoever holds the most gives way: a
+ * new inviter always gets one, so no inviter can keep a listener from
+ * others for longer than a slot lasts.
+ */
+static int
+slot_take(struct conn *p, struct sess *s)
+{
+	struct sess *x, *victim = NULL;
+	int mine = slot_count(p, s->who), most = 0, n;
+
+	if (mine >= SLOTS_EACH)
+		return -1;
+	if (p->nslots >= SLOTS) {
+		TAILQ_FOREACH(x, &p->slots, lslot)
+			if ((n = slot_count(p, x->who)) > most) {
+				most = n;
+				victim = x;
+			}
+		if (most <= mine)
+			return -1;
+		vlog("slot of %s for %s given to %s", p->name, victim->who,
+		    s->who);
+		slot_put(victim);
+	}
+	TAILQ_INSERT_TAIL(&p->slots, s, lslot);
+	TAILQ_INSERT_TAIL(&slotq, s, slotq);
+	p->nslots++;
+	s->slotted = 1;
+	return 0;
 }
 
 /* Forget s, and let its inviter start another. */
@@ -200,20 +470,34 @@ sess_free(struct sess **p)
 
 	if (a != NULL)
 		a->nsess--;
+	slot_put(s);
+	if (s->acking)
+		TAILQ_REMOVE(&ackq, s, ackq);
 	*p = s->next;
 	free(s);
 	nsessions--;
 }
 
-/* The entry for the source address of sa, made when new. */
+/*
+ * The source that the address sa counts against: the address itself, or
+ * for IPv6 its /64, which one host or home network usually holds whole.
+ */
 static struct source *
 source_get(const struct sockaddr *sa)
 {
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	struct sockaddr_in6 net;
 	struct source *src;
 	char ip[ADDR_STR];
 	unsigned h;
 
 	addr_ip(sa, ip, sizeof(ip));
+	if (sa->sa_family == AF_INET6 && strchr(ip, ':') != NULL) {
+		net = *s6;
+		memset(&net.sin6_addr.s6_addr[8], 0, 8);
+		addr_ip((struct sockaddr *)&net, ip, sizeof(ip));
+		strlcat(ip, "/64", sizeof(ip));
+	}
 	h = hash(ip);
 	for (src = sources[h]; src != NULL; src = src->next)
 		if (strcmp(src->ip, ip) == 0)
@@ -221,30 +505,13 @@ source_get(const struct sockaddr *sa)
 	if ((src = calloc(1, sizeof(*src))) == NULL)
 		err(EX_SYSTEM, "calloc");
 	strlcpy(src->ip, ip, sizeof(src->ip));
+	TAILQ_INIT(&src->fresh);
 	src->next = sources[h];
 	sources[h] = src;
 	return src;
 }
 
-/* Whether src has used up its refused log-ons for now. */
-static int
-source_barred(struct source *src)
-{
-	if (now_ms() - src->window > FAIL_WINDOW)
-		src->fails = 0;
-	return src->fails >= FAIL_MAX;
-}
-
-/* Count one refused log-on against src. */
-static void
-source_fail(struct source *src)
-{
-	if (src->fails == 0)
-		src->window = now_ms();
-	src->fails++;
-}
-
-/* Forget sources with no connection and no recent refusals. */
+/* Forget sources with no connection. */
 static void
 source_sweep(void)
 {
@@ -253,31 +520,76 @@ source_sweep(void)
 
 	for (i = 0; i < NBUCKET; i++)
 		for (p = &sources[i]; (src = *p) != NULL;)
-			if (src->conns == 0 && (src->fails == 0 ||
-			    now_ms() - src->window > FAIL_WINDOW)) {
+			if (src->conns == 0) {
 				*p = src->next;
 				free(src);
 			} else
 				p = &src->next;
 }
 
-/* Close c and forget it; sessions find out through the serial. */
+/* Take c off the queues of clients not logged on. */
+static void
+new_leave(struct conn *c)
+{
+	if (!c->isnew)
+		return;
+	TAILQ_REMOVE(&newq, c, newq);
+	TAILQ_REMOVE(&c->src->fresh, c, srcq);
+	c->isnew = 0;
+	nnew--;
+}
+
+/* Close c; it is freed at the end of this turn of the loop. */
 static void
 conn_close(struct conn *c, const char *why)
 {
-	if (why != NULL && (verbose || c->state != ST_NEW))
+	struct sess *s, *n;
+
+	if (c->state == ST_DEAD)
+		return;
+	if (why != NULL && (verbose || (c->state != ST_NEW &&
+	    c->state != ST_HOLD)))
 		logline("close %s %s: %s", c->name[0] ? c->name : "-",
 		    c->observed, why);
 	if (c->state == ST_LISTEN)
 		name_drop(c);
+	while ((s = TAILQ_FIRST(&c->slots)) != NULL)
+		slot_put(s);
+	/* An inviter gone has ended its dials: their slots go back at once. */
+	if (c->nsess > 0)
+		for (s = TAILQ_FIRST(&slotq); s != NULL; s = n) {
+			n = TAILQ_NEXT(s, slotq);
+			if (sess_party(s, 0) == c)
+				slot_put(s);
+		}
+	if (c->state == ST_HOLD)
+		TAILQ_REMOVE(&holdq, c, holdq);
+	if (c->state == ST_CLOSING)
+		c->src->closing--;
+	new_leave(c);
 	c->src->conns--;
 	conns[c->fd] = NULL;
 	close(c->fd);
 	nconns--;
-	free(c->out);
-	free(c->lb);
-	free(c->addrs);
-	free(c);
+	c->outlen = 0;
+	c->state = ST_DEAD;
+	c->next_grave = grave;
+	grave = c;
+}
+
+/* Free what was closed during this turn of the loop. */
+static void
+grave_empty(void)
+{
+	struct conn *c;
+
+	while ((c = grave) != NULL) {
+		grave = c->next_grave;
+		free(c->out);
+		free(c->lb);
+		free(c->addrs);
+		free(c);
+	}
 }
 
 /*
@@ -288,22 +600,52 @@ conn_close(struct conn *c, const char *why)
 static void
 conn_refuse(struct conn *c, const char *why)
 {
-	int fd = c->fd;
-
-	/* conn_send frees a client that stopped reading: look c up again. */
-	conn_send(c, "ERR - %s", why);
-	if (conns[fd] != c)
+	if (c->state == ST_CLOSING)
 		return;
-	if (c->outlen > 0)
-		return conn_close(c, why);
-	if (why != NULL && (verbose || c->state != ST_NEW))
+	conn_send(c, "ERR - %s", why);
+	if (c->state == ST_DEAD)
+		return;
+	if (c->outlen > 0) {
+		conn_close(c, why);
+		return;
+	}
+	if (why != NULL && (verbose || (c->state != ST_NEW &&
+	    c->state != ST_HOLD)))
 		logline("close %s %s: %s", c->name[0] ? c->name : "-",
 		    c->observed, why);
 	if (c->state == ST_LISTEN)
 		name_drop(c);
+	if (c->state == ST_HOLD)
+		TAILQ_REMOVE(&holdq, c, holdq);
+	new_leave(c);
+	c->src->closing++;
 	c->state = ST_CLOSING;
 	c->born = now_ms();
+	conn_events(c);
 	shutdown(c->fd, SHUT_WR);
+}
+
+/*
+ * Close the oldest client of q (newq or a source's) that has not logged
+ * on, with an error line it may or may not read: a client with the right
+ * secret needs the room more than an idle one. Only one that has had
+ * EVICT_MS to log on: a burst of new clients is accepted before any is
+ * read. 0 if there was none.
+ */
+static int
+new_evict(struct connq *q, const char *why)
+{
+	struct conn *c = TAILQ_FIRST(q);
+	char line[128];
+	int n;
+
+	if (c == NULL || now_ms() - c->born < EVICT_MS)
+		return 0;
+	lograte(LG_EVICT, "evicted %s: %s", c->observed, why);
+	n = snprintf(line, sizeof(line), "ERR - %s\n", why);
+	(void)!send(c->fd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	conn_close(c, NULL);
+	return 1;
 }
 
 /* Discard what a refused client still sends, until it closes. */
@@ -319,20 +661,59 @@ conn_drain(struct conn *c)
 		conn_close(c, NULL);
 }
 
+/*
+ * Open the users file to read it: by its name, or, when that is refused
+ * (rvd has become -U's user since), through the descriptor kept from the
+ * start, unless the name now leads to another file (replaced, not edited
+ * in place), which *why then says.
+ */
+static FILE *
+users_open(const char **why)
+{
+	struct stat a, b;
+	FILE *f;
+	int fd;
+
+	*why = NULL;
+	if ((fd = open(usersfile, O_RDONLY | O_CLOEXEC)) != -1) {
+		if (usersfd != -1)
+			close(usersfd);
+		usersfd = fd;
+	} else if (errno != EACCES && errno != EPERM)
+		return NULL;
+	else if (usersfd == -1)
+		return NULL;
+	else if (stat(usersfile, &b) == 0 && fstat(usersfd, &a) == 0 &&
+	    (a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+		*why = "replaced by a file rvd may not read; edit it in place";
+		return NULL;
+	}
+	if ((fd = dup(usersfd)) == -1)
+		return NULL;
+	lseek(fd, 0, SEEK_SET);
+	if ((f = fdopen(fd, "r")) == NULL)
+		close(fd);
+	return f;
+}
+
 /* Load the users file: "name secret" lines; # comments. */
 static void
 users_load(void)
 {
 	FILE *f;
 	char line[LINE_MAX_ + 2], *w[3];
+	const char *why;
 	int i, n = 0;
 
 	if (usersfile == NULL)
 		return;
-	if ((f = fopen(usersfile, "r")) == NULL) {
+	if ((f = users_open(&why)) == NULL) {
 		if (users == NULL)
 			err(EX_SYSTEM, "%s", usersfile);
-		warn("keeping old users: %s", usersfile);
+		if (why != NULL)
+			warnx("keeping old users: %s: %s", usersfile, why);
+		else
+			warn("keeping old users: %s", usersfile);
 		return;
 	}
 	for (i = 0; i < nusers; i++) {
@@ -357,56 +738,54 @@ users_load(void)
 	}
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
+	if (users == NULL && (users = calloc(1, sizeof(*users))) == NULL)
+		err(EX_SYSTEM, "calloc");
 	logline("users: %d from %s", n, usersfile);
 }
 
-/* Whether name may log on with secret. */
+/* Whether name may log on with secret; *known: whether name has an entry. */
 static int
-user_ok(const char *name, const char *secret)
+user_ok(const char *name, const char *secret, int *known)
 {
 	int i, ok = 0;
 
+	*known = 0;
 	if (usersfile == NULL)
 		return 1;
 	for (i = 0; i < nusers; i++)
-		if (strcmp(users[i].name, name) == 0)
+		if (strcmp(users[i].name, name) == 0) {
+			*known = 1;
 			ok |= secret_equal(users[i].secret, secret ? secret : "");
+		}
 	return ok;
 }
 
-/* LOGON or LISTEN name [secret]. */
+/* Answer a log-on whose verdict is in: welcome c, or refuse it. */
 static void
-do_logon(struct conn *c, struct rvcmd *m)
+logon_answer(struct conn *c, int ok, int listen)
 {
 	struct conn *old;
-	int listen = m->verb == RV_LISTEN;
 
-	if (c->state != ST_NEW)
-		return conn_refuse(c, "already logged on");
-	if (source_barred(c->src)) {
-		logline("refused %s %s: too many attempts", m->name, c->observed);
-		return conn_refuse(c, "too many attempts; try later");
+	if (!ok) {
+		lograte(LG_WRONG, "refused %s %s: wrong secret", c->name,
+		    c->observed);
+		c->name[0] = '\0';
+		conn_refuse(c, "wrong name or secret");
+		return;
 	}
-	if (!user_ok(m->name, m->secret)) {
-		logline("refused %s %s: wrong secret", m->name, c->observed);
-		source_fail(c->src);
-		return conn_refuse(c, "wrong name or secret");
-	}
-	strlcpy(c->name, m->name, sizeof(c->name));
 	if (listen && (old = name_find(c->name)) != NULL) {
 		if (usersfile == NULL) {
-			logline("refused %s %s: name in use", c->name, c->observed);
-			source_fail(c->src);
+			lograte(LG_INUSE, "refused %s %s: name in use", c->name,
+			    c->observed);
 			c->name[0] = '\0';
-			return conn_refuse(c, "name in use");
+			conn_refuse(c, "name in use");
+			return;
 		}
 		/* Authenticated: the newer log-on wins, as after a NAT rebinding. */
-		int ofd = old->fd;
-
 		conn_send(old, "ERR - replaced by a newer log-on");
-		if (conns[ofd] == old)
-			conn_close(old, "replaced");
+		conn_close(old, "replaced");
 	}
+	new_leave(c);
 	c->state = listen ? ST_LISTEN : ST_ON;
 	if (listen) {
 		unsigned h = hash(c->name);
@@ -415,7 +794,66 @@ do_logon(struct conn *c, struct rvcmd *m)
 		names[h] = c;
 	}
 	logline("%s %s %s", listen ? "listen" : "logon", c->name, c->observed);
-	conn_send(c, "WELCOME %s %s", c->observed, relay);
+	conn_send(c, "WELCOME %s %s%s", c->observed, relay,
+	    open_names ? " open" : "");
+}
+
+/*
+ * LOGON or LISTEN name [secret]. The secret is checked at once; while the
+ * name is being guessed at, the answer, right or wrong, waits (ST_HOLD,
+ * not reading further lines) until the name's backoff is over.
+ */
+static void
+do_logon(struct conn *c, struct rvcmd *m)
+{
+	int listen = m->verb == RV_LISTEN, ok, known;
+	struct who *w;
+
+	if (c->state != ST_NEW) {
+		conn_refuse(c, "already logged on");
+		return;
+	}
+	ok = user_ok(m->name, m->secret, &known);
+	strlcpy(c->name, m->name, sizeof(c->name));
+	w = known ? who_get(m->name, 0) : NULL;
+	if (!ok && known)
+		who_fail(m->name);
+	if (w != NULL && w->until > now_ms()) {
+		new_leave(c);
+		c->state = ST_HOLD;
+		c->hold_until = w->until;
+		c->hold_ok = ok;
+		c->hold_listen = listen;
+		TAILQ_INSERT_TAIL(&holdq, c, holdq);
+		conn_events(c);
+		vlog("holding %s %s until the name's backoff is over", c->name,
+		    c->observed);
+		return;
+	}
+	logon_answer(c, ok, listen);
+}
+
+/* Answer the held log-ons whose time has come, and read on. */
+static void
+hold_expire(void)
+{
+	struct conn *c;
+	long now = now_ms();
+
+	/* Answering one may close others: start over after each. */
+	for (c = TAILQ_FIRST(&holdq); c != NULL;) {
+		if (c->hold_until > now) {
+			c = TAILQ_NEXT(c, holdq);
+			continue;
+		}
+		TAILQ_REMOVE(&holdq, c, holdq);
+		c->state = ST_NEW;
+		conn_events(c);
+		logon_answer(c, c->hold_ok, c->hold_listen);
+		if (c->state == ST_ON || c->state == ST_LISTEN)
+			conn_read(c);
+		c = TAILQ_FIRST(&holdq);
+	}
 }
 
 /*
@@ -442,6 +880,31 @@ with_observed(struct conn *c, char **w, int n, char *buf, size_t size)
 	strlcat(buf, pub, size);
 }
 
+/* The listener p for an INVITE or RELAY from c, or NULL, answered. */
+static struct conn *
+invitee(struct conn *c, struct rvcmd *m)
+{
+	struct conn *p;
+
+	if ((p = name_find(m->name)) == NULL) {
+		lograte(LG_NOTON, "invite %s -> %s: not logged on", c->name,
+		    m->name);
+		conn_send(c, "ERR %s not logged on: %s", m->id, m->name);
+		return NULL;
+	}
+	if (p == c) {
+		conn_send(c, "ERR %s cannot invite yourself", m->id);
+		return NULL;
+	}
+	if (!who_rate(c->name)) {
+		lograte(LG_RATE, "refused %s %s -> %s: too many requests",
+		    m->verb == RV_INVITE ? "invite" : "relay", c->name, p->name);
+		conn_send(c, "ERR %s too many requests; try later", m->id);
+		return NULL;
+	}
+	return p;
+}
+
 /* INVITE peer id token addr...: record the session, pass it on. */
 static void
 do_invite(struct conn *c, struct rvcmd *m)
@@ -450,27 +913,42 @@ do_invite(struct conn *c, struct rvcmd *m)
 	struct conn *p;
 	struct sess *s;
 	unsigned h;
-	int pfd;
+	int rtt;
 
-	if ((p = name_find(m->name)) == NULL) {
-		logline("invite %s -> %s: not logged on", c->name, m->name);
-		return conn_send(c, "ERR %s not logged on: %s", m->id, m->name);
+	if (sess_find(m->id) != NULL) {
+		conn_send(c, "ERR %s session exists", m->id);
+		return;
 	}
-	if (p == c)
-		return conn_send(c, "ERR %s cannot invite yourself", m->id);
-	pfd = p->fd;
-	if (sess_find(m->id) != NULL)
-		return conn_send(c, "ERR %s session exists", m->id);
-	if (c->nsess >= SESS_PER_CONN)
-		return conn_send(c, "ERR %s too many sessions", m->id);
+	if (c->nsess >= SESS_PER_CONN) {
+		conn_send(c, "ERR %s too many sessions", m->id);
+		return;
+	}
+	if ((p = invitee(c, m)) == NULL)
+		return;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		err(EX_SYSTEM, "calloc");
 	strlcpy(s->id, m->id, sizeof(s->id));
+	strlcpy(s->who, c->name, sizeof(s->who));
+	strlcpy(s->to, p->name, sizeof(s->to));
+	s->pfd[0] = s->pfd[1] = -1;
 	s->fd[0] = c->fd;
 	s->serial[0] = c->serial;
 	s->fd[1] = p->fd;
 	s->serial[1] = p->serial;
-	s->expires = now_ms() + SESS_TTL;
+	if (slot_take(p, s) == -1) {
+		lograte(LG_BUSY, "refused invite %s -> %s: %d dials in flight",
+		    c->name, p->name, slot_count(p, c->name));
+		conn_send(c, "ERR %s too many invitations to %s; try later",
+		    m->id, p->name);
+		free(s);
+		return;
+	}
+	s->t0 = now_ms();
+	s->expires = s->t0 + SESS_TTL;
+	rtt = fd_rtt_ms(p->fd);
+	s->ack_by = s->t0 + (2 * rtt > ACK_MS ? 2 * rtt : ACK_MS);
+	TAILQ_INSERT_TAIL(&ackq, s, ackq);
+	s->acking = 1;
 	h = hash(s->id);
 	s->next = sessions[h];
 	sessions[h] = s;
@@ -481,13 +959,17 @@ do_invite(struct conn *c, struct rvcmd *m)
 	conn_send(p, "INVITE %s %s %s%s%s", c->name, s->id, m->token,
 	    addrs[0] ? " " : "", addrs);
 	/* The listener's standing candidates save the inviter a round trip. */
-	if (conns[pfd] == p && p->addrs != NULL)
+	if (p->state != ST_DEAD && p->addrs != NULL)
 		conn_send(c, "SENT %s %s", s->id, p->addrs);
 	else
 		conn_send(c, "SENT %s", s->id);
 }
 
-/* MSG id word...: pass it to the other party of the session. */
+/*
+ * MSG id word...: pass it to the other party of the session. The
+ * listener's first one (CAND, or FAIL) acknowledges the INVITE; its FAIL
+ * ends its side of the dial, and so the dial's hold on its slot.
+ */
 static void
 do_msg(struct conn *c, struct rvcmd *m)
 {
@@ -496,34 +978,116 @@ do_msg(struct conn *c, struct rvcmd *m)
 	struct conn *o;
 	int side;
 
-	if ((s = sess_find(m->id)) == NULL)
-		return conn_send(c, "ERR %s no such session", m->id);
+	if ((s = sess_find(m->id)) == NULL) {
+		conn_send(c, "ERR %s no such session", m->id);
+		return;
+	}
 	if (sess_party(s, 0) == c)
 		side = 0;
 	else if (sess_party(s, 1) == c)
 		side = 1;
-	else
-		return conn_send(c, "ERR %s no such session", m->id);
-	if ((o = sess_party(s, !side)) == NULL)
-		return conn_send(c, "ERR %s peer gone", m->id);
+	else {
+		conn_send(c, "ERR %s no such session", m->id);
+		return;
+	}
+	if (side == 1 && s->acking) {
+		TAILQ_REMOVE(&ackq, s, ackq);
+		s->acking = 0;
+	}
+	if (side == 1 && strcmp(m->words[0], "FAIL") == 0) {
+		slot_put(s);
+		/* Its ladder is over: an inviter's punch waits for nothing. */
+		s->nopunch = 1;
+		if ((o = conn_at(s->pfd[0], s->pserial[0])) != NULL)
+			conn_send(o, "ERR %s peer will not punch", s->id);
+		s->pfd[0] = -1;
+	}
+	if ((o = sess_party(s, !side)) == NULL) {
+		conn_send(c, "ERR %s peer gone", m->id);
+		return;
+	}
 	vlog("msg %s %s -> %s: %s", s->id, c->name, o->name, m->words[0]);
 	conn_send(o, "MSG %s %s", s->id, words_join(m->words, m->nwords, words,
 	    sizeof(words)));
 }
 
-/* RELAY peer sid relayaddr: ask the peer's listener to join a relay session. */
+/*
+ * RELAY peer sid relayaddr: ask the peer's listener to join a relay
+ * session. Rationed with INVITE, but it takes no slot: it is what an
+ * inviter does once the dials are over.
+ */
 static void
 do_relay(struct conn *c, struct rvcmd *m)
 {
 	struct conn *p;
 
-	if ((p = name_find(m->name)) == NULL)
-		return conn_send(c, "ERR %s not logged on: %s", m->id, m->name);
-	if (p == c)
-		return conn_send(c, "ERR %s cannot invite yourself", m->id);
+	if ((p = invitee(c, m)) == NULL)
+		return;
 	logline("relay %s -> %s via %s", c->name, p->name, m->relay);
 	conn_send(p, "RELAY %s %s %s", c->name, m->id, m->relay);
 	conn_send(c, "SENT %s", m->id);
+}
+
+/*
+ * The side of session s that c's PUNCH is for: a party is known by its
+ * name, as the punch comes on a connection of its own; -1 for neither.
+ */
+static int
+punch_side(struct sess *s, struct conn *c)
+{
+	if (strcmp(c->name, s->who) == 0 && (strcmp(c->name, s->to) != 0 ||
+	    conn_at(s->pfd[0], s->pserial[0]) == NULL))
+		return 0;
+	return strcmp(c->name, s->to) == 0 ? 1 : -1;
+}
+
+/*
+ * PUNCH id localaddr, from a connection logged on from the port its party
+ * will punch from (p2p(7), "Hole punching"). Once both parties' are in,
+ * each is told the other's mapping (where we see it) and local end, its
+ * part in the handshake, and how long to wait so that both SYNs leave at
+ * once: half the difference of the two round trips.
+ */
+static void
+do_punch(struct conn *c, struct rvcmd *m)
+{
+	struct conn *p[2];
+	struct sess *s;
+	int side, r[2], i;
+
+	if ((s = sess_find(m->id)) == NULL || (side = punch_side(s, c)) == -1) {
+		lograte(LG_BAD, "refused punch %s %s: not its session", c->name,
+		    c->observed);
+		conn_send(c, "ERR %s no such session", m->id);
+		return;
+	}
+	if (side == 0 && s->nopunch) {
+		conn_send(c, "ERR %s peer will not punch", m->id);
+		return;
+	}
+	if (!who_rate(c->name)) {
+		lograte(LG_RATE, "refused punch %s: too many requests", c->name);
+		conn_send(c, "ERR %s too many requests; try later", m->id);
+		return;
+	}
+	s->pfd[side] = c->fd;
+	s->pserial[side] = c->serial;
+	strlcpy(s->plocal[side], m->addrs[0], sizeof(s->plocal[side]));
+	p[0] = conn_at(s->pfd[0], s->pserial[0]);
+	p[1] = conn_at(s->pfd[1], s->pserial[1]);
+	if (p[0] == NULL || p[1] == NULL) {
+		vlog("punch %s %s: waiting for its peer", s->id, c->name);
+		return;
+	}
+	for (i = 0; i < 2; i++)
+		r[i] = fd_rtt_ms(p[i]->fd);
+	for (i = 0; i < 2; i++)
+		conn_send(p[i], "PUNCH %s %s %s %d %s", s->id, p[!i]->observed,
+		    s->plocal[!i], r[!i] > r[i] ? (r[!i] - r[i]) / 2 : 0,
+		    i == 1 ? "dial" : "answer");
+	logline("punch %s %s <-> %s %s", s->who, p[0]->observed, s->to,
+	    p[1]->observed);
+	s->pfd[0] = s->pfd[1] = -1;
 }
 
 /*
@@ -535,8 +1099,10 @@ do_addr(struct conn *c, struct rvcmd *m)
 {
 	char buf[LINE_MAX_ + 1];
 
-	if (c->state != ST_LISTEN)
-		return conn_refuse(c, "ADDR is for listeners");
+	if (c->state != ST_LISTEN) {
+		conn_refuse(c, "ADDR is for listeners");
+		return;
+	}
 	with_observed(c, m->addrs, m->naddr, buf, sizeof(buf));
 	free(c->addrs);
 	c->addrs = buf[0] != '\0' ? strdup(buf) : NULL;
@@ -549,28 +1115,36 @@ conn_line(struct conn *c, char *line)
 {
 	struct rvcmd m;
 
-	if (rvcmd_parse(line, &m) == -1)
-		return conn_refuse(c, m.why);
+	if (rvcmd_parse(line, &m) == -1) {
+		conn_refuse(c, m.why);
+		return;
+	}
 	switch (m.verb) {
 	case RV_LOGON:
 	case RV_LISTEN:
-		return do_logon(c, &m);
+		do_logon(c, &m);
+		return;
 	case RV_PING:
-		return conn_send(c, "PONG");
+		conn_send(c, "PONG");
+		return;
 	case RV_PONG:
 		return;
 	case RV_QUIT:
-		return conn_close(c, "quit");
+		conn_close(c, "quit");
+		return;
 	}
 	if (c->state == ST_NEW)
-		return conn_refuse(c, "log on first");
-	if (m.verb == RV_INVITE)
-		return do_invite(c, &m);
-	if (m.verb == RV_MSG)
-		return do_msg(c, &m);
-	if (m.verb == RV_ADDR)
-		return do_addr(c, &m);
-	do_relay(c, &m);
+		conn_refuse(c, "log on first");
+	else if (m.verb == RV_INVITE)
+		do_invite(c, &m);
+	else if (m.verb == RV_MSG)
+		do_msg(c, &m);
+	else if (m.verb == RV_ADDR)
+		do_addr(c, &m);
+	else if (m.verb == RV_PUNCH)
+		do_punch(c, &m);
+	else
+		do_relay(c, &m);
 }
 
 /* Keep what is left of a partial line in c's own buffer, or free it. */
@@ -595,7 +1169,8 @@ conn_keep(struct conn *c, struct linebuf *lb)
 /*
  * Read what c sent and act on each complete line. Most clients send whole
  * lines, so they are read into one shared buffer: an idle peer costs no
- * line buffer of its own.
+ * line buffer of its own. A held log-on stops the reading; the lines
+ * after it wait in c's buffer, and are read once it is answered.
  */
 static void
 conn_read(struct conn *c)
@@ -604,21 +1179,28 @@ conn_read(struct conn *c)
 	char line[LINE_MAX_ + 1];
 	struct linebuf *lb;
 	size_t room;
-	int fd = c->fd, r, n;
+	int r, n;
 
-	if (c->state == ST_CLOSING)
-		return conn_drain(c);
+	if (c->state == ST_CLOSING) {
+		conn_drain(c);
+		return;
+	}
 	if ((lb = c->lb) == NULL) {
 		lb = &scratch;
 		scratch.len = 0;
 	}
 	for (;;) {
 		room = sizeof(lb->buf) - lb->len;
-		r = linebuf_fill(lb, fd);
-		if (r == 0)
-			return conn_close(c, "closed");
-		if (r == -1 && errno != EAGAIN && errno != EINTR && errno != EMSGSIZE)
-			return conn_close(c, strerror(errno));
+		r = linebuf_fill(lb, c->fd);
+		if (r == 0) {
+			conn_close(c, "closed");
+			return;
+		}
+		if (r == -1 && errno != EAGAIN && errno != EINTR &&
+		    errno != EMSGSIZE) {
+			conn_close(c, strerror(errno));
+			return;
+		}
 		if (r > 0) {
 			c->last_in = now_ms();
 			c->pinged = 0;
@@ -626,12 +1208,18 @@ conn_read(struct conn *c)
 		while ((n = linebuf_next(lb, line, sizeof(line))) >= 0) {
 			conn_line(c, line);
 			/* Nothing after a refused line is acted on. */
-			if (conns[fd] != c || c->state == ST_CLOSING)
+			if (c->state == ST_DEAD || c->state == ST_CLOSING)
 				return;
+			if (c->state == ST_HOLD) {
+				conn_keep(c, lb);
+				return;
+			}
 		}
-		if (n == -2)
-			return conn_refuse(c, lb->len > LINE_MAX_ ?
+		if (n == -2) {
+			conn_refuse(c, lb->len > LINE_MAX_ ?
 			    "line too long" : "bad byte");
+			return;
+		}
 		/* A short read emptied the socket: no need to hear EAGAIN. */
 		if (r == -1 || (size_t)r < room)
 			break;
@@ -639,22 +1227,21 @@ conn_read(struct conn *c)
 	conn_keep(c, lb);
 }
 
-/* Take a new client. */
+/* Stop accepting for a moment: out of fds, retrying at once would spin. */
 static void
-conn_accept(void)
+accept_pause(void)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	struct conn *c;
-	int fd;
+	lograte(LG_ACCEPT, "accept: %s; pausing", strerror(errno));
+	epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
+	accept_resume = now_ms() + PAUSE_MS;
+}
 
-	fd = accept4(lfd, (struct sockaddr *)&ss, &len,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd == -1) {
-		if (errno == EMFILE || errno == ENFILE)
-			logline("accept: %s", strerror(errno));
-		return;
-	}
+/* Take the client on fd, from ss; it may cost an idle one its place. */
+static void
+conn_new(int fd, struct sockaddr_storage *ss)
+{
+	struct conn *c;
+
 	/* Two lines to one client close together (SENT, then MSG) must not
 	 * wait on Nagle for the first one's ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
@@ -668,22 +1255,104 @@ conn_accept(void)
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		err(EX_SYSTEM, "calloc");
-	c->src = source_get((struct sockaddr *)&ss);
-	c->src->conns++;
+	c->src = source_get((struct sockaddr *)ss);
 	c->fd = fd;
 	c->serial = ++serials;
 	c->born = c->last_in = now_ms();
-	addr_fmt((struct sockaddr *)&ss, c->observed, sizeof(c->observed));
+	TAILQ_INIT(&c->slots);
+	addr_fmt((struct sockaddr *)ss, c->observed, sizeof(c->observed));
+	/* Over the cap with none old enough to go, the fd limit still holds. */
+	if (nnew >= new_max)
+		new_evict(&newq, "too many clients not logged on");
+	/* Refused clients on their way out do not count, up to a point. */
+	if (c->src->conns - c->src->closing >= per_source &&
+	    !new_evict(&c->src->fresh, "too many connections from your address")) {
+		/* Every other one from there has logged on: refuse this one. */
+		c->src->conns++;
+		conns[fd] = c;
+		nconns++;
+		c->state = ST_NEW;
+		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &(struct epoll_event){
+		    .events = EPOLLIN, .data.ptr = c });
+		lograte(LG_PERSRC, "refused %s: more than %d connections",
+		    c->src->ip, per_source);
+		if (c->src->conns > 2 * per_source)
+			conn_close(c, NULL);	/* no lingering for a flood */
+		else
+			conn_refuse(c, "too many connections from your address");
+		return;
+	}
+	c->src->conns++;
 	conns[fd] = c;
 	nconns++;
+	c->isnew = 1;
+	nnew++;
+	TAILQ_INSERT_TAIL(&newq, c, newq);
+	TAILQ_INSERT_TAIL(&c->src->fresh, c, srcq);
 	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &(struct epoll_event){
-	    .events = EPOLLIN, .data.fd = fd });
+	    .events = EPOLLIN, .data.ptr = c });
 	vlog("connect %s", c->observed);
-	if (c->src->conns > per_source) {
-		logline("refused %s: more than %d connections", c->src->ip,
-		    per_source);
-		conn_refuse(c, "too many connections from your address");
+}
+
+/*
+ * Take new clients, a burst at a time. Out of descriptors, the oldest
+ * client that has not logged on makes room; with none, accepting pauses.
+ */
+static void
+conn_accept(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int i, fd;
+
+	for (i = 0; i < ACCEPT_BURST; i++) {
+		len = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd != -1) {
+			conn_new(fd, &ss);
+			continue;
+		}
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			if (new_evict(&newq, "rvd is out of descriptors"))
+				continue;
+			accept_pause();
+			return;
+		}
+		if (errno != ECONNABORTED && errno != EPERM && errno != EINTR)
+			return;
 	}
+}
+
+/*
+ * A listener that has not acknowledged an INVITE in time is not there any
+ * more (its NAT forgot it, say): tell the inviter at once, and drop the
+ * listener, which notices at its next keepalive and logs on again.
+ */
+static void
+ack_expire(void)
+{
+	struct conn *a, *p;
+	struct sess *s;
+	long now = now_ms();
+
+	while ((s = TAILQ_FIRST(&ackq)) != NULL && s->ack_by <= now) {
+		TAILQ_REMOVE(&ackq, s, ackq);
+		s->acking = 0;
+		slot_put(s);
+		a = sess_party(s, 0);
+		p = sess_party(s, 1);
+		if (p == NULL)
+			continue;
+		logline("invite %s -> %s %s: not answering", s->who, p->name,
+		    s->id);
+		if (a != NULL)
+			conn_send(a, "ERR %s peer not answering", s->id);
+		conn_close(p, "not answering");
+	}
+	while ((s = TAILQ_FIRST(&slotq)) != NULL && now - s->t0 >= SLOT_MS)
+		slot_put(s);
 }
 
 /* Once a second: log-on and line deadlines, keepalives, expired sessions. */
@@ -696,7 +1365,7 @@ sweep(void)
 	int i;
 
 	for (i = 0; i < maxfd; i++) {
-		if ((c = conns[i]) == NULL)
+		if ((c = conns[i]) == NULL || c->state == ST_HOLD)
 			continue;
 		if (c->state == ST_CLOSING) {
 			if (now - c->born > 2000)
@@ -715,6 +1384,8 @@ sweep(void)
 		}
 	}
 	source_sweep();
+	who_sweep();
+	lograte_flush();
 	for (i = 0; i < NBUCKET; i++)
 		for (p = &sessions[i]; *p != NULL;)
 			if ((*p)->expires < now || (sess_party(*p, 0) == NULL &&
@@ -722,6 +1393,49 @@ sweep(void)
 				sess_free(p);
 			else
 				p = &(*p)->next;
+}
+
+/* Act on one event: the listening socket's (data.ptr NULL), or a client's. */
+static void
+on_event(struct epoll_event *e)
+{
+	struct conn *c = e->data.ptr;
+
+	if (c == NULL) {
+		if (lfd != -1)
+			conn_accept();
+		return;
+	}
+	if (c->state == ST_DEAD)
+		return;
+	if (c->state == ST_HOLD) {
+		if (e->events & (EPOLLERR | EPOLLHUP))
+			conn_close(c, "hung up");
+		return;
+	}
+	if (e->events & EPOLLOUT)
+		conn_flush(c);
+	if (c->state != ST_DEAD && (e->events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		conn_read(c);
+}
+
+/* Milliseconds until the next timer: sweep, a held log-on, an ack, a slot. */
+static int
+next_timeout(long now, long lastsweep)
+{
+	long t = lastsweep + 1000;
+	struct conn *c;
+
+	if (accept_resume != 0 && accept_resume < t)
+		t = accept_resume;
+	TAILQ_FOREACH(c, &holdq, holdq)
+		if (c->hold_until < t)
+			t = c->hold_until;
+	if (!TAILQ_EMPTY(&ackq) && TAILQ_FIRST(&ackq)->ack_by < t)
+		t = TAILQ_FIRST(&ackq)->ack_by;
+	if (!TAILQ_EMPTY(&slotq) && TAILQ_FIRST(&slotq)->t0 + SLOT_MS < t)
+		t = TAILQ_FIRST(&slotq)->t0 + SLOT_MS;
+	return t <= now ? 0 : (int)(t - now);
 }
 
 static void
@@ -734,11 +1448,41 @@ on_signal(int sig)
 }
 
 static void
-usage(void)
+usage(int help)
 {
-	fprintf(stderr, "usage: rvd [-v] [-c PERSOURCE] [-d FD] [-k SECONDS] "
-	    "[-R RELAY] [-U USER] [-u USERS] [ADDR:]PORT\n");
-	exit(EX_USAGE_);
+	fprintf(help ? stdout : stderr, "usage: rvd [-hoVv] [-c PERSOURCE] [-d FD] "
+	    "[-k SECONDS] [-R RELAY]... [-U USER] [-u USERS] [ADDR:]PORT\n");
+	exit(help ? 0 : EX_USAGE_);
+}
+
+/* Add one -R relay to the list WELCOME names. */
+static void
+relay_add(const char *r)
+{
+	static int n;
+
+	if (n == RV_RELAYS)
+		errx(EX_USAGE_, "more than %d relays (-R)", RV_RELAYS);
+	if (!addr_is_hostport(r) || strlen(r) >= HOSTPORT_MAX ||
+	    strchr(r, ',') != NULL || !line_printable(r) || strchr(r, ' '))
+		errx(EX_USAGE_, "bad -R: %s: HOST:PORT expected", r);
+	if (n++ > 0)
+		strlcat(relays, ",", sizeof(relays));
+	strlcat(relays, r, sizeof(relays));
+	relay = relays;
+}
+
+/* Size the cap on clients not logged on to the fd limit, leaving room
+ * for those who have. */
+static void
+fit_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	if ((rlim_t)new_max > rl.rlim_cur / 2)
+		new_max = rl.rlim_cur / 2 > 8 ? rl.rlim_cur / 2 : 8;
 }
 
 int
@@ -749,7 +1493,11 @@ main(int argc, char *argv[])
 	int ch, i, n, notify = -1;
 	const char *e, *runas = NULL;
 
-	while ((ch = getopt(argc, argv, "c:d:k:R:U:u:v")) != -1) {
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0)
+			usage(1);
+	opt_version(argc, argv);
+	while ((ch = getopt(argc, argv, "c:d:hk:oR:U:u:Vv")) != -1) {
 		switch (ch) {
 		case 'c':
 			per_source = strtonum(optarg, 1, 1 << 20, &e);
@@ -764,13 +1512,19 @@ main(int argc, char *argv[])
 			if (e != NULL)
 				errx(EX_USAGE_, "bad -d: %s", optarg);
 			break;
+		case 'h':
+			usage(1);
+			break;
 		case 'k':
 			keepalive_ms = strtonum(optarg, 1, 86400, &e) * 1000;
 			if (e != NULL)
 				errx(EX_USAGE_, "bad -k: %s", optarg);
 			break;
+		case 'o':
+			open_names = 1;
+			break;
 		case 'R':
-			relay = optarg;
+			relay_add(optarg);
 			break;
 		case 'u':
 			usersfile = optarg;
@@ -778,26 +1532,35 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = 1;
 			break;
+		case 'V':
+			print_version();
 		default:
-			usage();
+			usage(0);
 		}
 	}
 	if (argc - optind != 1)
-		usage();
+		usage(0);
+	if (usersfile == NULL && !open_names)
+		errx(EX_USAGE_, "no users file: give -u USERS, or -o to let "
+		    "anyone take any free name");
+	if (usersfile != NULL && open_names)
+		errx(EX_USAGE_, "-o and -u exclude each other");
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_signal }, NULL);
 	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_signal }, NULL);
 	sigaction(SIGHUP, &(struct sigaction){ .sa_handler = on_signal }, NULL);
 	users_load();
+	fit_fd_limit();
 	if ((lfd = listen_tcp(argv[optind], 4096)) == -1)
-		err(EX_SYSTEM, "unable to listen on %s", argv[optind]);
+		errx(errno == EINVAL ? EX_USAGE_ : EX_SYSTEM,
+		    "unable to listen on %s: %s", argv[optind], addr_strerror(errno));
 	fd_nonblock(lfd, 1);
 	if (runas != NULL)
 		priv_drop(runas);
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		err(EX_SYSTEM, "epoll_create1");
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){
-	    .events = EPOLLIN, .data.fd = lfd });
+	    .events = EPOLLIN, .data.ptr = NULL });
 	logline("listening on %s, relay %s%s", argv[optind], relay,
 	    usersfile ? "" : "; no users file: any free name may be taken");
 	if (notify >= 0) {
@@ -812,33 +1575,33 @@ main(int argc, char *argv[])
 		}
 		if (stopping && lfd != -1) {
 			logline("stopping: no new clients");
+			if (accept_resume == 0)
+				epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
 			close(lfd);
 			lfd = -1;
 			stop_at = now_ms() + 5000;
 		}
 		if (stop_at && (nsessions == 0 || now_ms() > stop_at))
 			break;
-		if ((n = epoll_wait(ep, ev, 256, 1000)) == -1 && errno != EINTR)
+		n = epoll_wait(ep, ev, 256, next_timeout(now_ms(), lastsweep));
+		if (n == -1 && errno != EINTR)
 			err(EX_SYSTEM, "epoll_wait");
-		for (i = 0; i < n; i++) {
-			int fd = ev[i].data.fd;
-			struct conn *c;
-
-			if (fd == lfd) {
-				conn_accept();
-				continue;
-			}
-			if (fd >= maxfd || (c = conns[fd]) == NULL)
-				continue;
-			if (ev[i].events & EPOLLOUT)
-				conn_flush(c);
-			if (conns[fd] == c && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-				conn_read(c);
+		for (i = 0; i < n; i++)
+			on_event(&ev[i]);
+		if (accept_resume != 0 && now_ms() >= accept_resume) {
+			accept_resume = 0;
+			if (lfd != -1)
+				epoll_ctl(ep, EPOLL_CTL_ADD, lfd,
+				    &(struct epoll_event){ .events = EPOLLIN,
+				    .data.ptr = NULL });
 		}
+		hold_expire();
+		ack_expire();
 		if (now_ms() - lastsweep >= 1000) {
 			lastsweep = now_ms();
 			sweep();
 		}
+		grave_empty();
 	}
 	logline("stopped");
 	return 0;

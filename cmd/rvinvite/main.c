@@ -15,12 +15,13 @@
 
 #include "p2p.h"
 
+#define MAPWAIT_MS 100		/* longest a mapping may hold the invitation */
+
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rvinvite [-ev] [-t SECONDS] [-r RVD] [-n NAME] "
+	usage_exit("usage: rvinvite [-ehVv] [-t SECONDS] [-r RVD] [-n NAME] "
 	    "PEER [PROG...]\n");
-	exit(EX_USAGE_);
 }
 
 /* Take the candidates of a "MSG id CAND addr... :port..." into t. */
@@ -56,8 +57,12 @@ take_dialer(int lfd, const struct ticket *t, int ms)
 	fd_peername(fd, from, sizeof(from));
 	if (hs_read(fd, id, token, ms) == -1 ||
 	    hs_answer(fd, token, strcmp(id, t->id) == 0 ? t->token : NULL) == -1) {
-		warnx("refused a dialer from %s: %s", from,
-		    errno == EACCES ? "wrong session or token" : strerror(errno));
+		/* A close or reset is no attack: a racing dial that lost. */
+		if (errno == ECONNRESET || errno == EPIPE)
+			vlog("a dialer from %s went away in the handshake", from);
+		else
+			warnx("refused a dialer from %s: %s", from, errno == EACCES ?
+			    "wrong session or token" : strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -102,9 +107,17 @@ pass_on(struct ticket *t, const char *why)
 }
 
 /*
+ * Whether rvd vouches for the names (it has a users file, no "open" in
+ * WELCOME): only then are a peer's candidates cached, or whoever took its
+ * name after a restart would get its next dial too.
+ */
+static int vouched;
+
+/*
  * The peer's candidates, from rvd's SENT or the peer's CAND: remember them
- * for the next dial, and when racing pass them on -- after the ticket
- * with the cached ones, when that went first, as lines of their own.
+ * for the next dial (when rvd vouches for its name), and when racing pass
+ * them on -- after the ticket with the cached ones, when that went first,
+ * as lines of their own.
  */
 static void
 got_cands(struct ticket *t, char **w, int n, int early)
@@ -116,7 +129,8 @@ got_cands(struct ticket *t, char **w, int n, int early)
 	strlcpy(fresh.peer, t->peer, sizeof(fresh.peer));
 	fresh.rtt = t->rtt;
 	take_cands(&fresh, w, n);
-	cache_save(&fresh, t->rv);
+	if (vouched)
+		cache_save(&fresh, t->rv);
 	take_cands(t, w, n);
 	if (!early || closed || t->naddr == 0)
 		return;
@@ -151,7 +165,8 @@ main(int argc, char *argv[])
 	rvaddr = getenv("P2P_RVD");
 	name = env_or("P2P_NAME", env_or("USER", "anonymous"));
 	secret = getenv("P2P_SECRET");
-	while ((ch = getopt(argc, argv, "+en:r:t:v")) != -1) {
+	opt_version(argc, argv);
+	while ((ch = getopt(argc, argv, "+ehVn:r:t:v")) != -1) {
 		switch (ch) {
 		case 'e':
 			early = 1;
@@ -168,6 +183,10 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = 1;
 			break;
+		case 'h':
+			opt_help(usage);
+		case 'V':
+			print_version();
 		default:
 			usage();
 		}
@@ -182,6 +201,11 @@ main(int argc, char *argv[])
 		errx(EX_USAGE_, "bad name: %s", name);
 	if (rvaddr == NULL)
 		errx(EX_USAGE_, "no rendezvous address: set P2P_RVD or use -r");
+	if (relays_parse(rvaddr, NULL, 0) <= 0)
+		errx(EX_USAGE_, "bad rendezvous address (HOST:PORT ...): %s",
+		    rvaddr);
+	if (reach_proxy(&(struct proxy){ 0 }, msg, sizeof(msg)) == -1)
+		errx(EX_USAGE_, "%s", msg);
 	/* Racing needs a catcher on $P2PFD: on stdio two winners would mix. */
 	if (getenv("P2PFD") == NULL)
 		early = 0;
@@ -199,6 +223,9 @@ main(int argc, char *argv[])
 		strlcat(invite, " ", sizeof(invite));
 		strlcat(invite, cand[i], sizeof(invite));
 	}
+	/* The gateway's mapping of our port, if it answers within a round trip. */
+	if (portmap_start(port, 0) == 0 && portmap_wait(MAPWAIT_MS))
+		portmap_cands(NULL, invite, sizeof(invite));
 	/* The peer's candidates of last time race the invitation itself. */
 	if (early && (n = cache_load(&t)) > 0) {
 		vlog("racing %s: passing its %d cached candidates on", t.peer, n);
@@ -209,14 +236,20 @@ main(int argc, char *argv[])
 		/* The ticket still goes on: a later rung may fare better. */
 		int refused = errno == EACCES;
 
+		if (errno == EINVAL)
+			errx(EX_USAGE_, "%s", rv.why);
 		if (refused)
-			warnx("%s refused us as %s: %s", rvaddr, name, rv.why);
+			warnx("%s refused us as %s: %s", rv.addr[0] ? rv.addr :
+			    rvaddr, name, rv.why);
 		else
-			warn("unable to reach rvd at %s", rvaddr);
+			warnx("unable to reach rvd: %s", rv.why);
 		pass_on(&t, refused ? "refused by rvd" : "rvd unreachable");
 		return EX_NOTCONN;
 	}
-	strlcpy(t.relay, rv.relay, sizeof(t.relay));
+	vlog("logged on to rvd %s (%s)", rv.addr, rv.via);
+	vouched = !rv.open;
+	for (t.nrelay = 0; t.nrelay < rv.nrelay; t.nrelay++)
+		strlcpy(t.relay[t.nrelay], rv.relay[t.nrelay], sizeof(t.relay[0]));
 	t.rtt = fd_rtt_ms(rv.fd);
 	/* The peer dials us for its budget; its answers take a round trip. */
 	ms = dial_budget_ms(0, t.rtt);

@@ -20,13 +20,24 @@
 #define MAXHS 64		/* inbound dialers in their handshake */
 #define SESS_MS 60000		/* how long an invitation stays answerable */
 #define HS_MS 3000
+#define RETRY_MAX_MS 1200	/* longest wait between log-on attempts */
 /* Polled at most: rvd, the listeners, two per dialer (a held one: its
    socket and its session's commitment) and two per ladder. */
 #define NWATCH (1 + MAXPORTS + 1 + 2 * MAXHS + 2 * MAXSESS)
 
-/* The answering ladder: each rung reads the ticket the one before failed on. */
+/*
+ * The answering ladder: each rung reads the ticket the one before failed
+ * on. $P2P_ANSWER_LADDER replaces it.
+ */
 static const char *ladder_cmd =
     "dialdirect $P2P_V | dialport $P2P_V | dialproxy $P2P_V";
+/*
+ * Logged on through a proxy, the direct rungs have little hope and the
+ * proxy's is the one to run first: before the inviter turns to the relay.
+ */
+static const char *ladder_proxied =
+    "dialproxy $P2P_V | dialdirect $P2P_V | dialport $P2P_V";
+static int ladder_own;		/* $P2P_ANSWER_LADDER gave it */
 
 struct sess {
 	int used;
@@ -42,11 +53,9 @@ struct sess {
 struct hs {
 	int fd;
 	const char *via;
-	char buf[LINE_MAX_ + 1];
-	size_t len;
+	struct handshake sh;	/* lib/handshake.c's, on fd */
 	long deadline;
 	char wait[ID_HEX + 1];	/* the session its line named: it waits */
-	char token[ID_HEX + 1];
 	long hold;		/* until when an unknown session may still come */
 };
 
@@ -58,17 +67,18 @@ static struct sess sess[MAXSESS];
 static struct hs hs[MAXHS];
 static char **prog;
 static int keepalive_ms = 25000;
-static long rv_last, rv_pinged, rv_retry, backoff = 1000;
+static long rv_last, rv_pinged, rv_retry, backoff = 250;
+static int rv_rtt;		/* ms, the last we knew; 0 before a log-on */
 static long wake_at;		/* when the poll must wake, at the latest */
 static int hold_ms = 500;	/* how long a dial may precede its invitation */
 static volatile sig_atomic_t stopping;
+static int nomap;		/* -M: ask the gateway for no mapping */
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: rvlisten [-v] [-k SECONDS] [-r RVD] [-p PORT]... "
+	usage_exit("usage: rvlisten [-hlMVv] [-k SECONDS] [-r RVD] [-p PORT]... "
 	    "NAME PROG [ARG...]\n");
-	exit(EX_USAGE_);
 }
 
 /* Serve fd with a fresh PROG, inetd style; the child owns fd from here. */
@@ -149,10 +159,12 @@ static void
 cand_words(char *buf, size_t n)
 {
 	char cand[TICKET_ADDRS][ADDR_STR], port[8];
+	/* Through a proxy, rvd sees the proxy: no address of ours. */
+	const char *seen = strncmp(rv.via, "proxy", 5) == 0 ? NULL : rv.observed;
 	int i, k;
 
 	buf[0] = '\0';
-	k = addr_candidates(lport[0], rv.observed, cand, TICKET_ADDRS);
+	k = addr_candidates(lport[0], seen, cand, TICKET_ADDRS);
 	for (i = 0; i < k; i++) {
 		strlcat(buf, " ", n);
 		strlcat(buf, cand[i], n);
@@ -161,6 +173,45 @@ cand_words(char *buf, size_t n)
 		snprintf(port, sizeof(port), " :%d", lport[i]);
 		strlcat(buf, port, n);
 	}
+	portmap_cands(seen, buf, n);
+}
+
+/* The most candidates of one invitation we dial (each on up to three ports). */
+#define INVITE_DIALS 8
+
+/* -l: also dial loopback, unspecified and link-local candidates. */
+static int dial_local;
+
+/*
+ * Take the candidates w[0..n) of an invitation from peer into t, as far
+ * as an inviter may make us dial them: numeric, not this host's or its
+ * link's unless -l says so, and at most INVITE_DIALS, the last word
+ * (where rvd puts the address it sees the inviter at) among them.
+ */
+static void
+invite_cands(struct ticket *t, const char *peer, char **w, int n)
+{
+	const char *why, *first = NULL, *firstwhy = NULL;
+	int i, scope, skipped = 0;
+
+	for (i = 0; i < n; i++) {
+		scope = addr_scope(w[i], &why);
+		if (scope == SCOPE_BAD || (scope == SCOPE_LOCAL && !dial_local))
+			;	/* why says why */
+		else if (t->naddr >= INVITE_DIALS - (i < n - 1))
+			why = "too many candidates";
+		else {
+			ticket_addaddr(t, w[i]);
+			continue;
+		}
+		if (skipped++ == 0) {
+			first = w[i];
+			firstwhy = why;
+		}
+	}
+	if (skipped > 0)
+		logline("invited by %s: not dialling %d of its candidates "
+		    "(%s: %s)", peer, skipped, first, firstwhy);
 }
 
 /* INVITE from id token addr...: answer with our candidates, dial back. */
@@ -170,14 +221,18 @@ on_invite(char **w, int n)
 	struct ticket t;
 	struct sess *s = NULL;
 	char words[LINE_MAX_], *ticket = NULL, *argv[] = { "/bin/sh", "-c",
-	    (char *)ladder_cmd, NULL };
+	    (char *)(!ladder_own && strncmp(rv.via, "proxy", 5) == 0 ?
+	    ladder_proxied : ladder_cmd), NULL };
 	size_t tl = 0;
 	FILE *f;
-	int i;
 
-	if (n < 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
-	    !hex_valid(w[3], ID_HEX) || sess_find(w[2]) != NULL)
+	if (n < 4 || !hex_valid(w[2], ID_HEX) || sess_find(w[2]) != NULL)
 		return;
+	/* rvd waits for an answer to every invitation (p2p(7)): never silence. */
+	if (!name_valid(w[1]) || !hex_valid(w[3], ID_HEX)) {
+		rv_send(&rv, "MSG %s FAIL bad invitation", w[2]);
+		return;
+	}
 	if ((s = sess_new()) == NULL) {
 		rv_send(&rv, "MSG %s FAIL busy", w[2]);
 		logline("refused %s: too many invitations", w[1]);
@@ -197,12 +252,12 @@ on_invite(char **w, int n)
 	memset(&t, 0, sizeof(t));
 	strlcpy(t.peer, s->peer, sizeof(t.peer));
 	strlcpy(t.rv, rvaddr, sizeof(t.rv));
-	strlcpy(t.relay, rv.relay, sizeof(t.relay));
+	for (t.nrelay = 0; t.nrelay < rv.nrelay; t.nrelay++)
+		strlcpy(t.relay[t.nrelay], rv.relay[t.nrelay], sizeof(t.relay[0]));
 	strlcpy(t.id, s->id, sizeof(t.id));
 	strlcpy(t.token, s->token, sizeof(t.token));
 	t.rtt = fd_rtt_ms(rv.fd);
-	for (i = 4; i < n; i++)
-		ticket_addaddr(&t, w[i]);
+	invite_cands(&t, s->peer, w + 4, n - 4);
 	if ((f = open_memstream(&ticket, &tl)) == NULL ||
 	    ticket_write(f, &t) == -1 || fclose(f) == EOF)
 		err(EX_SYSTEM, "ticket");
@@ -213,15 +268,27 @@ on_invite(char **w, int n)
 	free(ticket);
 }
 
-/* RELAY from sid relayaddr: join the relay session the peer opened. */
+/*
+ * RELAY from sid relayaddr: join the relay session the peer opened, on a
+ * relay rvd named to us in WELCOME and no other: an inviter must not make
+ * us connect anywhere it likes.
+ */
 static void
 on_relay(char **w, int n)
 {
 	struct sess *s;
-	char *argv[] = { "relaycat", "-j", NULL, NULL, NULL };
+	char *argv[] = { "relaycat", "-j", NULL, "--", NULL, NULL };
+	int i;
 
 	if (n != 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX))
 		return;
+	for (i = 0; i < rv.nrelay && strcmp(rv.relay[i], w[3]) != 0; i++)
+		;
+	if (i == rv.nrelay) {
+		logline("refused relay from %s: %.*s is no relay of rvd's", w[1],
+		    HOSTPORT_MAX, w[3]);
+		return;
+	}
 	if ((s = sess_new()) == NULL) {
 		logline("refused relay from %s: too many invitations", w[1]);
 		return;
@@ -229,8 +296,9 @@ on_relay(char **w, int n)
 	strlcpy(s->peer, w[1], sizeof(s->peer));
 	strlcpy(s->id, w[2], sizeof(s->id));
 	s->expires = now_ms() + SESS_MS;
+	/* "--": the words came from the network; none may pass for a flag. */
 	argv[2] = w[2];
-	argv[3] = w[3];
+	argv[4] = rv.relay[i];
 	vlog("relay from %s via %s", s->peer, w[3]);
 	if (ladder_start(&s->l, argv, NULL, s->peer, -1) == -1)
 		warn("unable to start relaycat");
@@ -243,31 +311,46 @@ static void
 rv_connect(void)
 {
 	char words[LINE_MAX_];
+	long start = now_ms();
+	int ms;
 
-	if (now_ms() < rv_retry)
+	if (start < rv_retry)
 		return;
-	if (rv_logon(&rv, rvaddr, "LISTEN", name, secret, NULL, 5000) == -1) {
+	/*
+	 * A dial that a blocker drops is never answered: give up on it soon
+	 * enough that the next try, which may find the proxy back, comes in time.
+	 */
+	ms = rv_rtt > 0 ? 4 * rv_rtt + 500 : 3000;
+	ms = ms < 1000 ? 1000 : ms > 5000 ? 5000 : ms;
+	if (rv_logon(&rv, rvaddr, "LISTEN", name, secret, NULL, ms) == -1) {
 		/* A wrong secret stays wrong: retrying would only hammer rvd. */
 		if (errno == EACCES && strstr(rv.why, "secret") != NULL)
-			errx(EX_NOTCONN, "rvd at %s refused %s: %s", rvaddr, name,
+			errx(EX_NOTCONN, "rvd at %s refused %s: %s", rv.addr, name,
 			    rv.why);
+		if (errno == EINVAL)
+			errx(EX_USAGE_, "%s", rv.why);
 		if (errno == EACCES)
-			logline("rvd at %s refused %s: %s", rvaddr, name, rv.why);
+			logline("rvd at %s refused %s: %s", rv.addr, name, rv.why);
 		else
-			logline("unable to reach rvd at %s: %s", rvaddr,
-			    strerror(errno));
-		rv_retry = now_ms() + backoff;
-		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+			logline("unable to reach rvd: %s", rv.why);
+		/*
+		 * Soon, but not in step with every other listener: a listener
+		 * must be back within 2 s of its path (rvd, the proxy) coming back.
+		 */
+		rv_retry = start + backoff + arc4random_uniform(backoff / 4 + 1);
+		backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
 		return;
 	}
 	rvup = 1;
-	backoff = 1000;
+	backoff = 250;
 	/* An invitation lags a racing dial by about half a round trip. */
-	hold_ms = 2 * fd_rtt_ms(rv.fd) + 200;
+	rv_rtt = fd_rtt_ms(rv.fd);
+	hold_ms = 2 * rv_rtt + 200;
 	if (hold_ms > 1000)
 		hold_ms = 1000;
 	rv_last = now_ms();
-	logline("logged on to %s as %s, seen at %s", rvaddr, name, rv.observed);
+	logline("logged on to %s (%s) as %s, seen at %s", rv.addr, rv.via, name,
+	    rv.observed);
 	/* rvd hands these to an inviter at once, before we hear of it. */
 	cand_words(words, sizeof(words));
 	rv_send(&rv, "ADDR%s", words);
@@ -277,7 +360,7 @@ rv_connect(void)
 static void
 rv_lost(const char *why)
 {
-	logline("lost rvd at %s: %s", rvaddr, why);
+	logline("lost rvd at %s: %s", rv.addr, why);
 	close(rv.fd);
 	rvup = 0;
 	rv_retry = now_ms() + 200;
@@ -291,15 +374,19 @@ rv_input(void)
 	int n;
 
 	for (;;) {
+		/* 0 is rvd closing (rv_readline skips empty lines); on -1 (a
+		 * partial line, say) line holds nothing to look at. */
 		n = rv_readline(&rv, line, sizeof(line), 0);
-		strlcpy(copy, line, sizeof(copy));
-		if (n == 0)
-			return rv_lost("closed");
+		if (n == 0) {
+			rv_lost("closed");
+			return;
+		}
 		if (n < 0) {
 			if (errno != ETIMEDOUT)
 				rv_lost(strerror(errno));
 			return;
 		}
+		strlcpy(copy, line, sizeof(copy));
 		rv_last = now_ms();
 		if ((n = line_words(line, w, 40)) < 1)
 			continue;
@@ -348,8 +435,7 @@ ladder_input(struct sess *s)
 	 * dial to us is taken by our "OK", ours to it by our "GO" -- sent by
 	 * the dialer with its handshake when it held the commitment, else here.
 	 */
-	if (s->token[0] != '\0' && !go && (!commit_take(s->commit) ||
-	    line_write(fd, 1000, "GO") == -1)) {
+	if (s->token[0] != '\0' && !go && hs_go(fd, s->commit) == -1) {
 		close(fd);
 		return;
 	}
@@ -364,9 +450,7 @@ ladder_input(struct sess *s)
 static int
 hs_alive(struct hs *h)
 {
-	struct pollfd p = { .fd = h->fd, .events = POLLRDHUP };
-
-	if (poll(&p, 1, 0) != 0) {
+	if (hs_hungup(h->fd)) {
 		vlog("a held dialer went away");
 		close(h->fd);
 		h->fd = -1;
@@ -376,42 +460,11 @@ hs_alive(struct hs *h)
 }
 
 /*
- * Take the inviter's dial h for session s when the commitment is ours;
- * while a dialer of ours holds it, h waits.
- */
-static void
-hs_take(struct hs *h, struct sess *s)
-{
-	if (s->done) {
-		logline("refused a dialer: %s is already connected", s->peer);
-		line_write(h->fd, 100, "ERR session taken");
-		close(h->fd);
-		h->fd = -1;
-		return;
-	}
-	if (!hs_alive(h))
-		return;
-	if (!commit_take(s->commit))
-		return;
-	if (line_write(h->fd, 2000, "OK") == -1) {
-		/* Gone already: the commitment is free again. */
-		commit_give(s->commit);
-		close(h->fd);
-		h->fd = -1;
-		return;
-	}
-	s->done = 1;
-	ladder_end(s);
-	fd_nonblock(h->fd, 0);
-	serve(h->fd, h->via, s->peer);
-	h->fd = -1;
-}
-
-/*
- * Answer the dialer h, whose line named session h->wait: a wrong token is
- * refused, a right one taken when it can be. A session we have not heard
- * of yet gets until h->hold: an inviter racing the candidates it cached
- * may dial before its invitation reaches us.
+ * Answer the dialer h, whose line named session h->wait: refused, taken
+ * when the commitment is ours, or left waiting while a dialer of ours
+ * holds it. A session we have not heard of yet gets until h->hold: an
+ * inviter racing the candidates it cached may dial before its invitation
+ * reaches us.
  */
 static void
 hs_check(struct hs *h)
@@ -420,42 +473,37 @@ hs_check(struct hs *h)
 
 	if (s == NULL && now_ms() < h->hold)
 		return;
-	if (s == NULL || s->token[0] == '\0' || !secret_equal(h->token, s->token)) {
-		logline("refused a dialer: wrong session or token");
-		line_write(h->fd, 100, "ERR bad token");
-		close(h->fd);
+	switch (hs_reply(&h->sh, h->fd, s != NULL && s->token[0] != '\0' ?
+	    s->token : NULL, s != NULL && s->done, s != NULL ? s->commit : -1)) {
+	case HS_AGAIN:
+		return;
+	case HS_DONE:
+		s->done = 1;
+		ladder_end(s);
+		fd_nonblock(h->fd, 0);
+		serve(h->fd, h->via, s->peer);
 		h->fd = -1;
 		return;
 	}
-	hs_take(h, s);
+	if (!h->sh.erred)
+		vlog("a held dialer went away");
+	else if (h->sh.err == EBUSY)
+		logline("refused a dialer: %s is already connected", s->peer);
+	else
+		logline("refused a dialer: %s", h->sh.why);
+	close(h->fd);
+	h->fd = -1;
 }
 
-/* A byte of a dialer's handshake line; on its newline, check and serve. */
+/* Read a dialer's handshake line; once it is whole, check and serve. */
 static void
 hs_input(struct hs *h)
 {
-	char *w[4];
-	ssize_t r;
-	char c;
-
-	while ((r = read(h->fd, &c, 1)) == 1) {
-		if (c != '\n') {
-			if (h->len >= LINE_MAX_ || c < ' ' || c > '~')
-				goto drop;
-			h->buf[h->len++] = c;
-			continue;
-		}
-		h->buf[h->len] = '\0';
-		if (h->len > 0 && h->buf[h->len - 1] == '\r')
-			h->buf[--h->len] = '\0';
-		if (line_words(h->buf, w, 4) != 3 || strcmp(w[0], "P2P") != 0 ||
-		    !hex_valid(w[1], ID_HEX) || !hex_valid(w[2], ID_HEX)) {
-			logline("refused a dialer: bad handshake");
-			line_write(h->fd, 100, "ERR bad handshake");
-			goto drop;
-		}
-		strlcpy(h->wait, w[1], sizeof(h->wait));
-		strlcpy(h->token, w[2], sizeof(h->token));
+	switch (hs_step(&h->sh, h->fd)) {
+	case HS_AGAIN:
+		return;
+	case HS_LINE:
+		strlcpy(h->wait, h->sh.id, sizeof(h->wait));
 		h->hold = now_ms() + hold_ms;
 		/* One OK per session: the first connection taken is the one. */
 		hs_check(h);
@@ -463,9 +511,8 @@ hs_input(struct hs *h)
 			vlog("a dialer came before its invitation: holding it");
 		return;
 	}
-	if (r == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-drop:
+	if (h->sh.erred)
+		logline("refused a dialer: %s", h->sh.why);
 	close(h->fd);
 	h->fd = -1;
 }
@@ -482,7 +529,7 @@ hs_accept(int i)
 		if (hs[k].fd == -1) {
 			hs[k].fd = fd;
 			hs[k].via = i == 0 ? "in" : "port";
-			hs[k].len = 0;
+			hs_listen(&hs[k].sh, HS_INVITEE);
 			hs[k].wait[0] = '\0';
 			hs[k].deadline = now_ms() + HS_MS;
 			return;
@@ -507,6 +554,13 @@ tick(void)
 			close(hs[i].fd);
 			hs[i].fd = -1;
 		}
+	/* The gateway mapped our port, or forgot it: rvd gets the news. */
+	if (portmap_poll() && rvup) {
+		char words[LINE_MAX_];
+
+		cand_words(words, sizeof(words));
+		rv_send(&rv, "ADDR%s", words);
+	}
 	if (!rvup)
 		rv_connect();
 	else if (now - rv_last > 3 * keepalive_ms)
@@ -622,15 +676,22 @@ main(int argc, char *argv[])
 	struct pollfd p[NWATCH];
 	void *who[sizeof(p) / sizeof(p[0])];
 	int kind[sizeof(p) / sizeof(p[0])];
-	char port[16];
+	char port[16], why[256];
 	const char *e;
 	int ch, i, n;
 
 	rvaddr = getenv("P2P_RVD");
 	secret = getenv("P2P_SECRET");
 	nlisten = 1;
-	while ((ch = getopt(argc, argv, "+k:p:r:v")) != -1) {
+	opt_version(argc, argv);
+	while ((ch = getopt(argc, argv, "+hMVk:lp:r:v")) != -1) {
 		switch (ch) {
+		case 'l':
+			dial_local = 1;
+			break;
+		case 'M':
+			nomap = 1;
+			break;
 		case 'k':
 			keepalive_ms = arg_seconds(optarg, 'k', 3600) * 1000;
 			break;
@@ -647,6 +708,10 @@ main(int argc, char *argv[])
 		case 'v':
 			verbose = 1;
 			break;
+		case 'h':
+			opt_help(usage);
+		case 'V':
+			print_version();
 		default:
 			usage();
 		}
@@ -661,7 +726,18 @@ main(int argc, char *argv[])
 		errx(EX_USAGE_, "bad name: %s", name);
 	if (rvaddr == NULL)
 		errx(EX_USAGE_, "no rendezvous address: set P2P_RVD or use -r");
+	/* What no retry can fix is said once, before anything is dialled. */
+	if (relays_parse(rvaddr, NULL, 0) <= 0)
+		errx(EX_USAGE_, "bad rendezvous address (HOST:PORT ...): %s",
+		    rvaddr);
+	if (reach_proxy(&(struct proxy){ 0 }, why, sizeof(why)) == -1)
+		errx(EX_USAGE_, "%s", why);
+	env_timeout_ms(0, 3);	/* a bad P2P_TIMEOUT would stop every ladder */
 	setenv("P2P_V", verbose ? "-v" : "", 1);
+	/* The rungs that log on themselves (dialpunch) do so as us. */
+	setenv("P2P_NAME", name, 1);
+	ladder_own = getenv("P2P_ANSWER_LADDER") != NULL;
+	ladder_cmd = env_or("P2P_ANSWER_LADDER", ladder_cmd);
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_term }, NULL);
 	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_term }, NULL);
@@ -680,6 +756,9 @@ main(int argc, char *argv[])
 	}
 	for (i = 0; i < MAXHS; i++)
 		hs[i].fd = -1;
+	/* Beside the log-on: the mapping joins our candidates when it comes. */
+	if (!nomap)
+		portmap_start(lport[0], 1);
 	rv_connect();
 	while (!stopping) {
 		n = watch_all(p, who, kind);

@@ -9,52 +9,6 @@
 
 static const char want[] = "0123456789abcdef0123456789abcdef";
 
-/* Whether s[0..n) is exactly ID_HEX lowercase hex digits. */
-static int
-ishex(const uint8_t *s, size_t n)
-{
-	size_t i;
-
-	if (n != ID_HEX)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
-/* The reference: whether data holds a good first line, and its words. */
-static int
-good_line(const uint8_t *data, size_t size, const uint8_t *w[3], size_t wl[3])
-{
-	const uint8_t *nl = memchr(data, '\n', size), *p, *end;
-	size_t l, i;
-	int n = 0;
-
-	if (nl == NULL || (l = nl - data) > LINE_MAX_)
-		return 0;
-	for (i = 0; i < l; i++)
-		if ((data[i] < ' ' || data[i] > '~') && data[i] != '\r')
-			return 0;
-	if (l > 0 && data[l - 1] == '\r')
-		l--;
-	for (p = data, end = data + l; p < end;) {
-		while (p < end && *p == ' ')
-			p++;
-		if (p == end)
-			break;
-		if (n == 3)
-			return 0;
-		w[n] = p;
-		while (p < end && *p != ' ')
-			p++;
-		wl[n] = p - w[n];
-		n++;
-	}
-	return n == 3 && wl[0] == 3 && memcmp(w[0], "P2P", 3) == 0 &&
-	    ishex(w[1], wl[1]) && ishex(w[2], wl[2]);
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

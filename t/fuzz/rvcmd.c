@@ -31,7 +31,7 @@ parse(const char *src, size_t len)
 		CHECK(c.verb == RV_BAD && c.why != NULL);
 		goto out;
 	}
-	CHECK(c.verb > RV_BAD && c.verb <= RV_QUIT);
+	CHECK(c.verb > RV_BAD && c.verb <= RV_PUNCH);
 	switch (c.verb) {
 	case RV_LOGON:
 	case RV_LISTEN:
@@ -65,6 +65,14 @@ parse(const char *src, size_t len)
 		CHECK(name_valid(c.name) && hex_valid(c.id, ID_HEX));
 		CHECK(c.relay != NULL && strlen(c.relay) < ADDR_STR + 192);
 		break;
+	case RV_PUNCH: {
+		struct addr a;
+
+		CHECK(hex_valid(c.id, ID_HEX) && c.naddr == 1);
+		CHECK(strlen(c.addrs[0]) < ADDR_STR);
+		CHECK(addr_numeric(c.addrs[0], &a) == 0);
+		break;
+	}
 	}
 out:
 	free(line);

@@ -24,11 +24,30 @@ check_transfer() {
 		{ echo "client got other bytes"; return 1; }
 }
 
-# start_rvd [ARGS...]: rvd on the rendezvous host, waiting until it listens.
+# start_rvd [ARGS...]: rvd on the rendezvous host, waiting until it listens;
+# with open names (-o) unless ARGS give a users file (-u).
 start_rvd() {
-	lab_bg rv rvd -v "$@" 198.51.100.1:7070
-	export RVD_LOG=$LAB_BG_LOG
-	lab_wait_port rv 198.51.100.1 7070
+	case " $* " in *" -u "*) ;; *) set -- -o "$@" ;; esac
+	local at=${RVD_ADDR:-198.51.100.1:7070}
+	lab_bg rv rvd -v "$@" "$at"
+	export RVD_LOG=$LAB_BG_LOG P2P_RVD=$at
+	lab_wait_port rv "${at%:*}" "${at##*:}"
+}
+
+# start_rvd_vouched NAME... [-- RVD ARGS...]: rvd with a users file that
+# gives every NAME the secret $P2P_SECRET (exported here), so that rvd
+# vouches for the names and rvinvite keeps its cache of their candidates.
+start_rvd_vouched() {
+	local users=$BATS_FILE_TMPDIR/users.vouched n
+	export P2P_SECRET=lab-secret-$$
+	: > "$users"
+	chmod 600 "$users"
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		echo "$1 $P2P_SECRET" >> "$users"
+		shift
+	done
+	[ "${1:-}" = -- ] && shift
+	start_rvd -u "$users" "$@"
 }
 
 # start_listener HOST NAME [RVLISTEN ARGS...]: rvlisten serving the test

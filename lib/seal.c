@@ -1,0 +1,314 @@
+/*
+ * p2pseal's wire: every message, handshake or transport, is one frame of a
+ * two-byte big-endian length (1 to 65535) and that many bytes. The dialler's
+ * first frame starts with one byte naming the pattern ('X' or 'I'). A frame
+ * whose plaintext is empty ends the stream, so that a cut is told from an end.
+ */
+#include <sys/socket.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2p.h"
+
+#define SEAL_PLAIN (NOISE_MSG_MAX - NOISE_TAG)	/* most bytes a frame carries */
+
+/* Read exactly n bytes, by the deadline when there is one (> 0). */
+static ssize_t
+readn(int fd, unsigned char *buf, size_t n, long deadline)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	if (deadline > 0)
+		return io_read(fd, buf, n, deadline);
+	while (got < n) {
+		if ((r = read(fd, buf + got, n - got)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += r;
+	}
+	return (ssize_t)got;
+}
+
+/* Write all n bytes; a peer that is gone is an error, not a SIGPIPE. */
+static int
+writen(int fd, const unsigned char *buf, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = send(fd, buf, n, MSG_NOSIGNAL);
+		if (w == -1 && errno == ENOTSOCK)
+			w = write(fd, buf, n);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += w;
+		n -= w;
+	}
+	return 0;
+}
+
+/* End our direction of fd: shutdown for a socket, close for a pipe. */
+static void
+half_close(int fd)
+{
+	if (shutdown(fd, SHUT_WR) == -1)
+		close(fd);
+}
+
+/*
+ * Read one frame into buf (room for NOISE_MSG_MAX): 1, 0 at end of file
+ * between frames, or -1 with errno (EPROTO: cut inside a frame, or empty).
+ */
+int
+frame_read(int fd, unsigned char *buf, size_t *n, long deadline)
+{
+	unsigned char h[2];
+	ssize_t r;
+
+	if ((r = readn(fd, h, 2, deadline)) == -1)
+		return -1;
+	if (r == 0)
+		return 0;
+	*n = (size_t)h[0] << 8 | h[1];
+	if (r < 2 || *n == 0)
+		return errno = EPROTO, -1;
+	if ((r = readn(fd, buf, *n, deadline)) == -1)
+		return -1;
+	if ((size_t)r < *n)
+		return errno = EPROTO, -1;
+	return 1;
+}
+
+/* Write buf (1 to NOISE_MSG_MAX bytes) as one frame: 0, or -1 with errno. */
+int
+frame_write(int fd, const unsigned char *buf, size_t n)
+{
+	unsigned char f[2 + NOISE_MSG_MAX];
+
+	if (n == 0 || n > NOISE_MSG_MAX)
+		return errno = EMSGSIZE, -1;
+	f[0] = (unsigned char)(n >> 8);
+	f[1] = (unsigned char)n;
+	memcpy(f + 2, buf, n);
+	return writen(fd, f, n + 2);
+}
+
+/*
+ * The prologue both ends hash before the first message: the protocol, the
+ * pattern, and the session's id and token ($P2PID, $P2PTOKEN), so that a
+ * handshake recorded in one session fails in any other.
+ */
+size_t
+seal_prologue(unsigned char *buf, size_t n, int pattern)
+{
+	const char *id = env_or("P2PID", ""), *tok = env_or("P2PTOKEN", "");
+	int r;
+
+	r = snprintf((char *)buf, n, "p2pseal 1 %s%c%s%c%s",
+	    pattern == NOISE_IK ? "IK" : "XX", 0, id, 0, tok);
+	return r < 0 ? 0 : (size_t)r >= n ? n - 1 : (size_t)r;
+}
+
+/* Why frame_read's got (0 or -1 with errno) ended a handshake. */
+static const char *
+cut_why(int got)
+{
+	if (got == 0)
+		return "connection closed";
+	if (errno == EPROTO)
+		return "bad frame";
+	return errno == ETIMEDOUT ? "timed out" : "connection lost";
+}
+
+/* Write our handshake messages and read the peer's until it is done. */
+static int
+handshake(struct noise *ns, int rfd, int wfd, unsigned char *first,
+    long deadline, const char *authorized, char *why, size_t whyn)
+{
+	unsigned char m[NOISE_MSG_MAX], p[NOISE_MSG_MAX];
+	size_t n;
+	ssize_t r;
+	int got;
+
+	while (!ns->done) {
+		if (noise_mine(ns)) {
+			/* The dialler's first frame says which pattern it runs. */
+			n = first != NULL;
+			if (first != NULL)
+				m[0] = *first, first = NULL;
+			if ((r = noise_write(ns, NULL, 0, m + n)) == -1) {
+				snprintf(why, whyn, "handshake failed");
+				return -1;
+			}
+			if (frame_write(wfd, m, n + r) == -1) {
+				snprintf(why, whyn, "connection lost in the "
+				    "handshake: %s", strerror(errno));
+				return -1;
+			}
+			continue;
+		}
+		if ((got = frame_read(rfd, m, &n, deadline)) != 1) {
+			snprintf(why, whyn, "%s in the handshake",
+			    cut_why(got));
+			return -1;
+		}
+		if (noise_read(ns, m, n, p) == -1) {
+			snprintf(why, whyn, "handshake failed: message not "
+			    "authentic (another session, or another key)");
+			return -1;
+		}
+		if (authorized != NULL && ns->has_rs) {
+			got = authorized_has(authorized, ns->rs);
+			if (got != 1) {
+				snprintf(why, whyn, got == 0 ? "key not in %s" :
+				    "unable to read %s", authorized);
+				return -1;
+			}
+			authorized = NULL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The dialler's handshake on rfd/wfd with our private key s: IK when the
+ * peer's key rs is pinned, else XX. 0, or -1 with why.
+ */
+int
+seal_dial(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY],
+    const unsigned char *rs, int ms, char *why, size_t whyn)
+{
+	unsigned char pro[256], tag;
+	int pat = rs != NULL ? NOISE_IK : NOISE_XX;
+	size_t pn = seal_prologue(pro, sizeof(pro), pat);
+
+	if (noise_init(ns, pat, 1, s, rs, pro, pn) == -1) {
+		snprintf(why, whyn, "handshake failed");
+		return -1;
+	}
+	tag = pat == NOISE_IK ? 'I' : 'X';
+	return handshake(ns, rfd, wfd, &tag, now_ms() + ms, NULL, why, whyn);
+}
+
+/*
+ * The answering handshake: the dialler's first frame names the pattern.
+ * With authorized set, a dialler whose key is not in it is refused.
+ */
+int
+seal_answer(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY],
+    const char *authorized, int ms, char *why, size_t whyn)
+{
+	unsigned char m[NOISE_MSG_MAX], p[NOISE_MSG_MAX], pro[256];
+	long deadline = now_ms() + ms;
+	size_t n, pn;
+	int got, pat;
+
+	if ((got = frame_read(rfd, m, &n, deadline)) != 1) {
+		snprintf(why, whyn, "%s before the handshake", cut_why(got));
+		return -1;
+	}
+	if (m[0] != 'X' && m[0] != 'I') {
+		snprintf(why, whyn, "not a p2pseal handshake");
+		return -1;
+	}
+	pat = m[0] == 'I' ? NOISE_IK : NOISE_XX;
+	pn = seal_prologue(pro, sizeof(pro), pat);
+	noise_init(ns, pat, 0, s, NULL, pro, pn);
+	if (noise_read(ns, m + 1, n - 1, p) == -1) {
+		snprintf(why, whyn, "handshake failed: message not authentic "
+		    "(another session, or %s)", pat == NOISE_IK ?
+		    "the dialler pinned another key for us" : "garbled");
+		return -1;
+	}
+	if (authorized != NULL && ns->has_rs) {
+		got = authorized_has(authorized, ns->rs);
+		if (got != 1) {
+			snprintf(why, whyn, got == 0 ? "key not in %s" :
+			    "unable to read %s", authorized);
+			return -1;
+		}
+		authorized = NULL;
+	}
+	return handshake(ns, rfd, wfd, NULL, deadline, authorized, why, whyn);
+}
+
+/*
+ * Seal what comes from fd from into frames on net, then the end frame and
+ * a half-close. 0, or -1 with errno when either side failed.
+ */
+int
+seal_out(struct noise_cs *tx, int from, int net)
+{
+	static unsigned char plain[SEAL_PLAIN], f[2 + NOISE_MSG_MAX];
+	ssize_t r;
+	size_t n;
+
+	for (;;) {
+		if ((r = read(from, plain, sizeof(plain))) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		n = (size_t)r + NOISE_TAG;
+		f[0] = (unsigned char)(n >> 8);
+		f[1] = (unsigned char)n;
+		if (noise_seal(tx, NULL, 0, plain, r, f + 2) == -1)
+			return errno = EOVERFLOW, -1;
+		if (writen(net, f, n + 2) == -1)
+			return -1;
+		if (r == 0) {
+			half_close(net);
+			return 0;
+		}
+	}
+}
+
+/*
+ * Open the frames from net onto fd to until the end frame, then half-close
+ * to. 0, or -1 with why: a cut, a frame that is not authentic, a lost sink.
+ */
+int
+seal_in(struct noise_cs *rx, int net, int to, char *why, size_t whyn)
+{
+	static unsigned char f[NOISE_MSG_MAX], plain[NOISE_MSG_MAX];
+	size_t n;
+	int r;
+
+	for (;;) {
+		if ((r = frame_read(net, f, &n, 0)) != 1) {
+			if (r == 0 || errno == EPROTO)
+				snprintf(why, whyn, "%s", r == 0 ?
+				    "connection cut before the peer's end of "
+				    "stream" : "bad frame: cut short");
+			else
+				snprintf(why, whyn, "connection lost: %s",
+				    strerror(errno));
+			return -1;
+		}
+		if (noise_open(rx, NULL, 0, f, n, plain) == -1) {
+			snprintf(why, whyn, "bad frame: not authentic");
+			return -1;
+		}
+		n -= NOISE_TAG;
+		if (n == 0) {
+			half_close(to);
+			return 0;
+		}
+		if (writen(to, plain, n) == -1) {
+			snprintf(why, whyn, "unable to write: %s",
+			    strerror(errno));
+			return -1;
+		}
+	}
+}
