@@ -17,6 +17,9 @@
 
 #include "p2p.h"
 
+/* How long both sides hold their fire beyond rvd's moment (see punch_fire). */
+#define PUNCH_HEADSTART_MS 100
+
 /*
  * A socket of family bound to port (0: a fresh one) on every address,
  * with SO_REUSEADDR and SO_REUSEPORT: the log-on to rvd and the punches
@@ -248,8 +251,11 @@ punch_fire(struct punch *p, int ms)
 	port = addr_port((struct sockaddr *)&ss);
 	if (trywait < 250)
 		trywait = 250;
-	if (p->wait > 0)
-		poll(NULL, 0, p->wait);
+	/*
+	 * Both sides wait the same head start beyond rvd's moment, so that
+	 * their SYNs still cross: a direct dial that works gets there first.
+	 */
+	poll(NULL, 0, p->wait + PUNCH_HEADSTART_MS);
 	snprintf(p->why, sizeof(p->why), "%s: timeout", p->peer);
 	while (now_ms() < deadline) {
 		p->tries++;

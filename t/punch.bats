@@ -17,7 +17,8 @@ setup_file() {
 		dialport $P2P_V | dialproxy $P2P_V'
 	start_listener b1 punchee
 	# A listener whose ladder does not punch (the default, or an older one).
-	P2P_ANSWER_LADDER= start_listener b2 oldpeer
+	P2P_ANSWER_LADDER='dialdirect $P2P_V | dialport $P2P_V | dialproxy $P2P_V' \
+		start_listener b2 oldpeer
 	start_listener pub pubpeer
 	echo "$LAB_BG_LOG" > "$BATS_FILE_TMPDIR/publog"
 }

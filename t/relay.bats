@@ -1,10 +1,12 @@
 #!/usr/bin/env bats
-# The relay rung in the lab: both peers behind NATs that drop inbound.
+# The relay rung in the lab: both peers behind NATs that drop inbound, the
+# listener's with fully random ports, so that no hole can be punched.
 
 load helpers/common
 
 setup_file() {
 	lab_up
+	lab_mode natB random
 	# Named users: rvinvite caches only the candidates of names rvd vouches for.
 	start_rvd_vouched dialer office2 office3 office64 -- -R 198.51.100.2:7071
 	lab_bg relay relayd -v 198.51.100.2:7071

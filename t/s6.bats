@@ -20,6 +20,8 @@ scan() {
 
 setup_file() {
 	lab_up
+	# Random ports on the listener's NAT: no hole punching, the relay is used.
+	lab_mode natB random
 	# The binaries must be readable by the user the daemons become.
 	scan rv rvd 198.51.100.1:7070
 	scan relay relayd 198.51.100.2:7071

@@ -58,5 +58,5 @@ for w in $(printf '%s\n' "${P2P_RVD:-}" | tr , ' '); do
 	hostport "$w" || bad "bad P2P_RVD (HOST:PORT ...): $P2P_RVD"
 done
 set +f
-ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
+ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect -e $v | dialpunch -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
 exec p2pcatch -n p2pdial $F $v -P "$peer" "$ladder" "$@"

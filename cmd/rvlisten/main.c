@@ -30,7 +30,7 @@
  * on. $P2P_ANSWER_LADDER replaces it.
  */
 static const char *ladder_cmd =
-    "dialdirect $P2P_V | dialport $P2P_V | dialproxy $P2P_V";
+    "dialpunch -e $P2P_V | dialdirect $P2P_V | dialport $P2P_V | dialproxy $P2P_V";
 /*
  * Logged on through a proxy, the direct rungs have little hope and the
  * proxy's is the one to run first: before the inviter turns to the relay.
@@ -423,10 +423,10 @@ ladder_input(struct sess *s)
 		}
 		return;
 	}
-	ladder_end(s);
 	n = line_words(line, w, 5);
 	go = n == 4 && strcmp(w[3], "GO") == 0;
 	if (s->done || (n != 3 && !go)) {
+		ladder_end(s);
 		close(fd);
 		return;
 	}
@@ -436,9 +436,14 @@ ladder_input(struct sess *s)
 	 * the dialer with its handshake when it held the commitment, else here.
 	 */
 	if (s->token[0] != '\0' && !go && hs_go(fd, s->commit) == -1) {
+		/*
+		 * Another rung of the racing ladder holds the commitment (its GO
+		 * is out): its connection is the one, and it is still to come.
+		 */
 		close(fd);
 		return;
 	}
+	ladder_end(s);
 	s->done = 1;
 	serve(fd, w[0], s->peer);
 }
