@@ -346,6 +346,7 @@ struct reached {
 int reach(const char *hostports, const char *buf, size_t n, int ms,
     struct reached *r);
 int reach_proxy(struct proxy *px, char *why, size_t n);
+int reach_config(const char *hostports, char *why, size_t n);
 int relays_parse(const char *list, char out[][HOSTPORT_MAX], int max);
 
 

@@ -47,6 +47,25 @@ reach_proxy(struct proxy *px, char *why, size_t n)
 }
 
 /*
+ * What no retry can fix, checked before anything is dialled: the rvd
+ * address list (when given) and the environment's proxy URL. 0, or -1
+ * with why.
+ */
+int
+reach_config(const char *hostports, char *why, size_t n)
+{
+	struct proxy px;
+
+	if (hostports != NULL && *hostports != '\0' &&
+	    relays_parse(hostports, NULL, 0) <= 0) {
+		snprintf(why, n, "bad rendezvous address (HOST:PORT ...): %s",
+		    hostports);
+		return -1;
+	}
+	return reach_proxy(&px, why, n) == -1 ? -1 : 0;
+}
+
+/*
  * Split a comma- or space-separated list of host:port words, keeping the
  * first max in out: how many words there are, or -1 for a bad one.
  */

@@ -131,6 +131,28 @@ cut_why(int got)
 	return errno == ETIMEDOUT ? "timed out" : "connection lost";
 }
 
+/*
+ * Once the peer's static key is known, refuse it unless the authorized
+ * file (*authorized, if set) lists it; then the check is done (NULL).
+ * 0, or -1 with why.
+ */
+static int
+authorized_check(const struct noise *ns, const char **authorized, char *why,
+    size_t whyn)
+{
+	int got;
+
+	if (*authorized == NULL || !ns->has_rs)
+		return 0;
+	if ((got = authorized_has(*authorized, ns->rs)) != 1) {
+		snprintf(why, whyn, got == 0 ? "key not in %s" :
+		    "unable to read %s", *authorized);
+		return -1;
+	}
+	*authorized = NULL;
+	return 0;
+}
+
 /* Write our handshake messages and read the peer's until it is done. */
 static int
 handshake(struct noise *ns, int rfd, int wfd, unsigned char *first,
@@ -168,15 +190,8 @@ handshake(struct noise *ns, int rfd, int wfd, unsigned char *first,
 			    "authentic (another session, or another key)");
 			return -1;
 		}
-		if (authorized != NULL && ns->has_rs) {
-			got = authorized_has(authorized, ns->rs);
-			if (got != 1) {
-				snprintf(why, whyn, got == 0 ? "key not in %s" :
-				    "unable to read %s", authorized);
-				return -1;
-			}
-			authorized = NULL;
-		}
+		if (authorized_check(ns, &authorized, why, whyn) == -1)
+			return -1;
 	}
 	return 0;
 }
@@ -231,15 +246,8 @@ seal_answer(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY]
 		    "the dialler pinned another key for us" : "garbled");
 		return -1;
 	}
-	if (authorized != NULL && ns->has_rs) {
-		got = authorized_has(authorized, ns->rs);
-		if (got != 1) {
-			snprintf(why, whyn, got == 0 ? "key not in %s" :
-			    "unable to read %s", authorized);
-			return -1;
-		}
-		authorized = NULL;
-	}
+	if (authorized_check(ns, &authorized, why, whyn) == -1)
+		return -1;
 	return handshake(ns, rfd, wfd, NULL, deadline, authorized, why, whyn);
 }
 

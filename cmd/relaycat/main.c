@@ -254,9 +254,7 @@ main(int argc, char *argv[])
 	fromticket = argc == 0 || strcmp(argv[0], "-") == 0;
 	memset(&t, 0, sizeof(t));
 	rvenv = env_or("P2P_RVD", "");
-	if (*rvenv != '\0' && relays_parse(rvenv, NULL, 0) <= 0)
-		errx(EX_USAGE_, "bad P2P_RVD (HOST:PORT ...): %s", rvenv);
-	if (reach_proxy(&(struct proxy){ 0 }, emsg, sizeof(emsg)) == -1)
+	if (reach_config(rvenv, emsg, sizeof(emsg)) == -1)
 		errx(EX_USAGE_, "%s", emsg);
 	/*
 	 * In a ladder the ticket comes only when the direct rungs have failed:

@@ -201,10 +201,7 @@ main(int argc, char *argv[])
 		errx(EX_USAGE_, "bad name: %s", name);
 	if (rvaddr == NULL)
 		errx(EX_USAGE_, "no rendezvous address: set P2P_RVD or use -r");
-	if (relays_parse(rvaddr, NULL, 0) <= 0)
-		errx(EX_USAGE_, "bad rendezvous address (HOST:PORT ...): %s",
-		    rvaddr);
-	if (reach_proxy(&(struct proxy){ 0 }, msg, sizeof(msg)) == -1)
+	if (reach_config(rvaddr, msg, sizeof(msg)) == -1)
 		errx(EX_USAGE_, "%s", msg);
 	/* Racing needs a catcher on $P2PFD: on stdio two winners would mix. */
 	if (getenv("P2PFD") == NULL)

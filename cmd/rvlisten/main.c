@@ -732,10 +732,7 @@ main(int argc, char *argv[])
 	if (rvaddr == NULL)
 		errx(EX_USAGE_, "no rendezvous address: set P2P_RVD or use -r");
 	/* What no retry can fix is said once, before anything is dialled. */
-	if (relays_parse(rvaddr, NULL, 0) <= 0)
-		errx(EX_USAGE_, "bad rendezvous address (HOST:PORT ...): %s",
-		    rvaddr);
-	if (reach_proxy(&(struct proxy){ 0 }, why, sizeof(why)) == -1)
+	if (reach_config(rvaddr, why, sizeof(why)) == -1)
 		errx(EX_USAGE_, "%s", why);
 	env_timeout_ms(0, 3);	/* a bad P2P_TIMEOUT would stop every ladder */
 	setenv("P2P_V", verbose ? "-v" : "", 1);
