@@ -17,6 +17,8 @@ LDLIBS   = -lbsd
 LDLIBS  += -lnatpmp -lminiupnpc -pthread
 # noise.c, key.c: p2pseal's primitives, all of them libsodium's.
 LDLIBS  += -lsodium
+# cluster.c: rvd -r, front ends sharing names through Redis.
+LDLIBS  += -lhiredis
 
 TOOLS   = rvd relayd rvinvite rvlisten dialdirect dialport dialproxy p2pcatch relaycat \
 	  p2pkey p2pseal dialpunch
@@ -72,6 +74,15 @@ SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
 deps:
 	sh .ci/deps
 
+# The test files run TESTJOBS at a time (GNU parallel), each in a lab of its
+# own: they mostly wait on the network, not on the CPU. The tests of one file
+# share its lab, so they run in turn. The slowest files start first; the TAP
+# output keeps file order. TESTJOBS=1 runs them one by one.
+TESTJOBS = 2
+SLOWTESTS = unit rungs attack portmap matrix seal fuzz punch reach
+TESTS   = $(filter $(wildcard t/*.bats),$(SLOWTESTS:%=t/%.bats)) \
+	  $(filter-out $(SLOWTESTS:%=t/%.bats),$(wildcard t/*.bats))
+
 # check installs nothing: the README's command runs .ci/deps first.
 check:
 	$(MAKE) all
@@ -84,16 +95,20 @@ check:
 	@echo "== tests"
 	{ P2P_BIN=$(CURDIR)/san/bin P2P_UNIT=$(CURDIR)/san/t/unit \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
-	  bats --print-output-on-failure t/; echo $$? > san/bats.rc; } | tee san/bats.tap
+	  bats $(if $(filter-out 1,$(TESTJOBS)),--jobs $(TESTJOBS) --no-parallelize-within-files) \
+	  --print-output-on-failure $(TESTS); echo $$? > san/bats.rc; } | tee san/bats.tap
 	@ok=$$(grep -c '^ok ' san/bats.tap); skip=$$(grep -c '^ok .* # skip' san/bats.tap); \
 	echo "tests: $$((ok - skip)) passed, $$(grep -c '^not ok ' san/bats.tap) failed, $$skip skipped"; \
 	exit $$(cat san/bats.rc)
 
-# The benchmarks: each prints its figures and a ratio against a peer.
+# The benchmarks: each prints its figures and a ratio against a peer
+# (bench/rvd --cluster and --hostile are modes of their own: see bench/rvd).
 bench: all
 	bench/connect
 	bench/rvd
 	bench/relay
+	bench/seal
+	bench/portmap
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \

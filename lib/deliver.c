@@ -9,19 +9,29 @@
 
 #include "p2p.h"
 
+/* Set name to val, or unset it when val is NULL, empty or "-". */
+static void
+setenv_or_unset(const char *name, const char *val)
+{
+	if (val != NULL && *val != '\0' && strcmp(val, "-") != 0)
+		setenv(name, val, 1);
+	else
+		unsetenv(name);
+}
+
 /* Set P2P* and the UCSPI TCP* variables that describe fd. */
 void
-conn_setenv(int fd, const char *via, const char *peer)
+conn_setenv(int fd, const struct conninfo *ci)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char buf[ADDR_STR], port[8];
 
-	setenv("P2PVIA", via, 1);
-	if (peer != NULL && *peer != '\0' && strcmp(peer, "-") != 0)
-		setenv("P2PPEER", peer, 1);
-	else
-		unsetenv("P2PPEER");
+	setenv("P2PVIA", ci->via, 1);
+	setenv_or_unset("P2PPEER", ci->peer);
+	/* p2pseal binds the session into its handshake: both ends see these. */
+	setenv_or_unset("P2PID", ci->id);
+	setenv_or_unset("P2PTOKEN", ci->token);
 	setenv("P2PREMOTE", fd_peername(fd, buf, sizeof(buf)), 1);
 	setenv("PROTO", "TCP", 1);
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
@@ -73,9 +83,12 @@ deliver(int fd, const struct conninfo *ci, char **prog, int side)
 		to = strtol(s, (char **)&e, 10);
 		if (*e != '\0' || to < 0 || to > 1 << 20)
 			errx(EX_USAGE_, "bad P2PFD: %s", s);
-		snprintf(line, sizeof(line), "%s %s %s%s", ci->via,
+		snprintf(line, sizeof(line), "%s %s %s%s%s%s%s%s", ci->via,
 		    fd_peername(fd, remote, sizeof(remote)),
-		    ci->peer && *ci->peer ? ci->peer : "-", ci->go ? " GO" : "");
+		    ci->peer && *ci->peer ? ci->peer : "-", ci->go ? " GO" : "",
+		    ci->id && *ci->id ? " id=" : "", ci->id ? ci->id : "",
+		    ci->token && *ci->token ? " token=" : "",
+		    ci->token ? ci->token : "");
 		if (fd_send((int)to, fd, line) == -1)
 			err(EX_SYSTEM, "unable to pass the connection on P2PFD %ld",
 			    to);
@@ -83,7 +96,7 @@ deliver(int fd, const struct conninfo *ci, char **prog, int side)
 		return EX_CONNECTED;
 	}
 	fd_keepalive(fd);
-	conn_setenv(fd, ci->via, ci->peer);
+	conn_setenv(fd, ci);
 	if (prog != NULL && prog[0] != NULL) {
 		if (side == SIDE_DIAL)
 			exec_prog(fd, prog, 6, 7);
@@ -98,4 +111,36 @@ deliver(int fd, const struct conninfo *ci, char **prog, int side)
 	}
 	close(fd);
 	return EX_CONNECTED;
+}
+
+/*
+ * Parse the line that came with a passed fd, "VIA REMOTE PEER" and then
+ * any of "GO", "id=ID" and "token=TOKEN" (p2p(7)); the words point into
+ * line. -1 when it is not such a line.
+ */
+int
+conninfo_parse(char *line, struct conninfo *ci, const char **remote)
+{
+	char *w[7];
+	int n, i;
+
+	memset(ci, 0, sizeof(*ci));
+	if ((n = line_words(line, w, 7)) < 3 || n > 6)
+		return -1;
+	ci->via = w[0];
+	*remote = w[1];
+	ci->peer = strcmp(w[2], "-") == 0 ? NULL : w[2];
+	for (i = 3; i < n; i++) {
+		if (strcmp(w[i], "GO") == 0 && !ci->go)
+			ci->go = 1;
+		else if (strncmp(w[i], "id=", 3) == 0 && ci->id == NULL &&
+		    hex_valid(w[i] + 3, ID_HEX))
+			ci->id = w[i] + 3;
+		else if (strncmp(w[i], "token=", 6) == 0 && ci->token == NULL &&
+		    hex_valid(w[i] + 6, ID_HEX))
+			ci->token = w[i] + 6;
+		else
+			return -1;
+	}
+	return 0;
 }

@@ -79,6 +79,8 @@ struct race_hs {
 	const char *stage;	/* who we are, for the handoff's mark */
 	struct ticket *handoff;	/* pass it on once all candidates have started
 				   and a stagger has passed, then race on */
+	int eager;		/* ...without that stagger: the next rung keeps it */
+	int now;		/* ...at once: it won last time (cache_lastwon) */
 	struct ticket *late;	/* the ticket whose addr we race: take more
 				   candidates for it from stdin as they come */
 };
@@ -175,6 +177,8 @@ void ticket_connected(struct ticket *t, const char *stage);
 /* cache.c: the peers' last candidates, raced while the invitation travels. */
 int cache_load(struct ticket *t);
 void cache_save(const struct ticket *c, const char *rv);
+void cache_won(const char *peer, const char *rv, const char *via);
+int cache_lastwon(const char *peer, const char *rv, const char *via);
 int ticket_await(FILE *f, struct ticket *t);
 int ticket_late(struct ticket *t, const char *line);
 int ticket_read(FILE *f, struct ticket *t, char *err, size_t errn);
@@ -197,10 +201,13 @@ struct conninfo {
 	const char *via;	/* in out port proxy relay direct */
 	const char *peer;	/* the peer's name, or NULL */
 	int go;			/* GO went with the handshake: it is taken */
+	const char *id;		/* the session (P2PID), or NULL */
+	const char *token;	/* its token (P2PTOKEN), or NULL */
 };
 enum { SIDE_DIAL, SIDE_ANSWER };
 int deliver(int fd, const struct conninfo *ci, char **prog, int side);
-void conn_setenv(int fd, const char *via, const char *peer);
+void conn_setenv(int fd, const struct conninfo *ci);
+int conninfo_parse(char *line, struct conninfo *ci, const char **remote);
 
 /* env.c */
 int env_timeout_ms(int flag_s, int def_s);
@@ -284,10 +291,13 @@ struct punch {
 	int wait;		/* ms to wait before firing */
 	int dial;		/* we send the P2P line (the invitee); else answer */
 	int tries;		/* connect()s that fire made */
+	struct ticket *handoff;	/* to pass on (-e) at handoff_at, meanwhile */
+	long handoff_at;
+	int fast;		/* fire at rvd's moment, without the hold */
 	char why[256];
 };
-int punch_meet(struct punch *p, const struct ticket *t, const char *name,
-    const char *secret, int ms);
+int punch_meet(struct punch *p, struct ticket *t, const char *name,
+    const char *secret, int ms, int handoff_ms, int fast);
 const char *punch_hopeless(const struct punch *p);
 int punch_fire(struct punch *p, int ms);
 int punch_answer(int fd, const struct ticket *t, int ms, char *why, size_t n);
@@ -356,6 +366,7 @@ int relays_parse(const char *list, char out[][HOSTPORT_MAX], int max);
 #define NOISE_TAG 16		/* Poly1305 */
 #define NOISE_MSG_MAX 65535	/* a Noise message, and so a p2pseal frame */
 #define NOISE_PAYLOAD_MAX (NOISE_MSG_MAX - 2 * NOISE_KEY - 3 * NOISE_TAG)
+#define HS_FRAME_MAX 256	/* a handshake frame: 97 bytes at most, with room */
 enum { NOISE_XX, NOISE_IK };
 struct noise_cs {
 	unsigned char k[NOISE_KEY];
@@ -406,9 +417,11 @@ int known_add(const char *file, const char *peer,
 int authorized_has(const char *file, const unsigned char pub[NOISE_KEY]);
 
 /* seal.c: p2pseal's frames, handshake and pumps. */
-int frame_read(int fd, unsigned char *buf, size_t *n, long deadline);
+int frame_read(int fd, unsigned char *buf, size_t max, size_t *n,
+    long deadline);
 int frame_write(int fd, const unsigned char *buf, size_t n);
 size_t seal_prologue(unsigned char *buf, size_t n, int pattern);
+int seal_peek(int fd, int ms);
 int seal_dial(struct noise *ns, int rfd, int wfd,
     const unsigned char s[NOISE_KEY], const unsigned char *rs, int ms,
     char *why, size_t whyn);
@@ -422,6 +435,59 @@ int seal_in(struct noise_cs *rx, int net, int to, char *why, size_t whyn);
 int portmap_start(int port, int loud);
 int portmap_poll(void);
 int portmap_wait(int ms);
+int portmap_pending(void);
 void portmap_cands(const char *observed, char *buf, size_t n);
+
+/* cluster.c: rvd front ends sharing names and routing through Redis. */
+#define CL_FE_HEX 16		/* a front end's id: 64 random bits in hex */
+#define CL_TTL_MS 10000		/* a name's key lives this long... */
+#define CL_REFRESH_MS 3000	/* ...and is refreshed this often */
+#define CL_ARGS 10		/* most words of one Redis command we send */
+#define CL_WORDS (RV_WORDS + 8)	/* most words of a message between them */
+struct cluster_hooks {
+	void (*message)(char *msg);	/* a message from another front end */
+	void (*up)(void);		/* Redis answers (again) */
+};
+struct cl_req;
+typedef void cl_fn(struct cl_req *q, int res, const char *fe);
+struct cl_req {			/* what a Redis reply is for */
+	cl_fn *fn;
+	int fd;
+	unsigned long serial;
+	char id[ID_HEX + 1];
+	char name[NAME_MAX_ + 1];
+};
+enum { CL_INVITE, CL_SENT, CL_ERR, CL_MSG, CL_RELAY, CL_TELL, CL_KICK,
+    CL_PUNCH };
+struct clmsg {
+	int kind;		/* CL_*, or -1 */
+	char *fe;		/* the sender */
+	char *from, *to;	/* names: the inviter, the listener */
+	char *id, *token;
+	char *conn;		/* a connection's "fd.serial" at the recipient */
+	char **words;		/* addresses, a reason, a MSG's words, a line */
+	int nwords;
+	char *relay;
+	char *observed, *local;	/* PUNCH */
+	int rtt;
+	char *w[CL_WORDS];
+};
+int cluster_start(const char *url, int epfd, const struct cluster_hooks *h,
+    char *why, size_t n);
+const char *cluster_id(void);
+int cluster_up(void);
+int cluster_event(void *ptr, uint32_t events);
+void cluster_tick(void);
+int cluster_timeout(long now);
+void cluster_stop(void);
+struct cl_req *cl_req_new(cl_fn *fn, int fd, unsigned long serial,
+    const char *id, const char *name);
+int cluster_claim(const char *name, const char *conn, int take,
+    struct cl_req *q);
+void cluster_release(const char *name, const char *conn);
+int cluster_route(const char *name, const char *msg, struct cl_req *q);
+int cluster_publish(const char *fe, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int cluster_parse(char *msg, struct clmsg *m);
 
 #endif

@@ -2,12 +2,14 @@
  * portmap.c: ask the gateway to map our listening TCP port, so that a
  * listener behind a NAT that picks random ports is reached directly (p2p(7)).
  * PCP (RFC 6887, written here: no packaged library speaks it), NAT-PMP
- * (RFC 6886, libnatpmp) and UPnP IGD (libminiupnpc) are raced in a child
+ * (RFC 6886, libnatpmp) and UPnP IGD (an SSDP search written here, which
+ * takes the first answer, then libminiupnpc) are raced in a child
  * process, so that no blocking call of theirs delays the tool; the child
  * reports each change of the mapping as a line on a pipe, renews the
  * mapping, and deletes it when the tool exits (the pipe's end-of-file) or
  * on SIGTERM. Only ever our own address and our own port are asked for.
  */
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -20,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <natpmp.h>
@@ -47,6 +50,9 @@ static char pm_ext[ADDR_STR];	/* "ip:port" the router gave, or "" */
 static int pm_eport;
 static int pm_nopmp;		/* PCP and NAT-PMP gave up */
 static int pm_loud;		/* a daemon logs each change; a tool under -v */
+static int pm_gone;		/* the mapper has exited: nothing more comes */
+static int pm_gw;		/* a gateway answered our discovery ... */
+static int pm_nomap;		/* ... or none will map */
 
 /* One protocol's mapping, in the mapper. */
 struct pmap {
@@ -66,6 +72,7 @@ static int lport;		/* our listening port */
 static int out_fd;		/* to the parent */
 static volatile sig_atomic_t pm_term;
 static volatile sig_atomic_t pm_won;	/* a mapping came: UPnP asks for none */
+static long pm_start;		/* when the mapper started (now_ms) */
 
 /* PCP */
 static int pcp_fd = -1;
@@ -182,8 +189,8 @@ mapped(int p, const char *eip, int eport, uint32_t life, int reset)
 		winner = p;
 	pm_won = 1;
 	if (winner == p && (changed || reset))
-		tell("MAP %s %s:%d%s", pname[p], eip, eport,
-		    reset ? " again" : "");
+		tell("MAP %s %s:%d %ld%s", pname[p], eip, eport,
+		    now_ms() - pm_start, reset ? " again" : "");
 }
 
 /* Send PCP's request (or its delete, lifetime 0). */
@@ -215,7 +222,10 @@ pcp_input(void)
 	r = pcp_parse(b, n, &eport, eip, &life, &epoch);
 	if (r == 1 || (r == -1 && n >= 4 && b[0] == 2 && b[3] != 0 &&
 	    pm[P_PCP].state == 0)) {
-		pm[P_PCP].state = -1;	/* NAT-PMP only, or PCP refuses */
+		/* NAT-PMP only (its mapping is on its way), or PCP refuses */
+		if (r == 1 && pm[P_PCP].state == 0 && pm[P_NATPMP].state == 0)
+			tell("GW NAT-PMP");
+		pm[P_PCP].state = -1;
 		return;
 	}
 	if (r == 0 && life > 0)
@@ -288,27 +298,77 @@ upnp_add(void)
 	return 0;
 }
 
+/*
+ * SSDP (UPnP Device Architecture 1.1, 1.3): ask the LAN for an IGD and
+ * take the first answer's LOCATION into url. libminiupnpc's own discovery
+ * waits for a whole MX of silence after the last answer, a second more
+ * than the first answer needs: a router that answers at once is mapped at
+ * once. 0 found, -1 none within UPNP_DELAY_MS.
+ */
+static int
+ssdp_search(char *url, size_t n)
+{
+	static const char msearch[] = "M-SEARCH * HTTP/1.1\r\n"
+	    "HOST: 239.255.255.250:1900\r\n"
+	    "ST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n"
+	    "MAN: \"ssdp:discover\"\r\nMX: 1\r\n\r\n";
+	struct sockaddr_in to = { .sin_family = AF_INET,
+	    .sin_port = htons(1900), .sin_addr.s_addr = htonl(0xeffffffa) };
+	long start = now_ms(), left;
+	unsigned char ttl = 2;
+	char b[1500], *l, *e;
+	int fd, sends = 0, r = -1;
+	ssize_t got;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
+	/* UDP: a lost search is sent again after 250 ms, as PCP's. */
+	while (r == -1 && !pm_term &&
+	    (left = start + UPNP_DELAY_MS - now_ms()) > 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (sends < 2 && now_ms() >= start + sends * PM_FIRST_MS) {
+			(void)sendto(fd, msearch, sizeof(msearch) - 1, 0,
+			    (struct sockaddr *)&to, sizeof(to));
+			sends++;
+		}
+		if (sends < 2 && left > start + PM_FIRST_MS - now_ms())
+			left = start + PM_FIRST_MS - now_ms();
+		if (poll(&p, 1, left < 1 ? 1 : (int)left) != 1 ||
+		    (got = recv(fd, b, sizeof(b) - 1, 0)) <= 0)
+			continue;
+		b[got] = '\0';
+		/* The header, any case, up to its line's end. */
+		for (l = b; (l = strchr(l, '\n')) != NULL; )
+			if (strncasecmp(++l, "location:", 9) == 0) {
+				l += 9 + strspn(l + 9, " \t");
+				if ((e = strpbrk(l, "\r\n")) != NULL)
+					*e = '\0';
+				if (strncmp(l, "http://", 7) == 0 &&
+				    strlcpy(url, l, n) < n)
+					r = 0;
+				break;
+			}
+	}
+	close(fd);
+	return r;
+}
+
 /* The UPnP thread: find the IGD and map; say so with one byte. */
 static void *
 upnp_thread(void *arg)
 {
-	struct UPNPDev *dev;
-	int e = 0;
-	char c = '-';
+	char url[512], c = '-';
 
-	/* One search type: each costs a second (SSDP's MX), found or not. */
-	dev = upnpDiscoverDevice("urn:schemas-upnp-org:device:"
-	    "InternetGatewayDevice:1", UPNP_DELAY_MS, NULL, NULL, 0, 0, 2, &e);
-	if (dev != NULL) {
-		if (UPNP_GetValidIGD(dev, &urls, &igd, up_lan,
-		    sizeof(up_lan)) == 1) {
-			up_found = 1;
-			/* Once the tool has gone, or PCP or NAT-PMP has mapped,
-			   ask for nothing more. */
-			if (!pm_term && !pm_won && upnp_add() == 0)
-				c = '+';
-		}
-		freeUPNPDevlist(dev);
+	if (ssdp_search(url, sizeof(url)) == 0 &&
+	    UPNP_GetIGDFromUrl(url, &urls, &igd, up_lan, sizeof(up_lan)) == 1) {
+		up_found = 1;
+		tell("GW UPnP");	/* one write: whole beside the main thread's */
+		/* Once the tool has gone, or PCP or NAT-PMP has mapped, ask
+		   for nothing more. */
+		if (!pm_term && !pm_won && upnp_add() == 0)
+			c = '+';
 	}
 	(void)write(up_pipe[1], &c, 1);
 	return NULL;
@@ -349,6 +409,18 @@ renew(void)
 	}
 }
 
+/*
+ * Whether PCP or NAT-PMP may hold a mapping of ours: it granted one, or it
+ * was asked and has not refused (its answer may be on its way, or lost). A
+ * router that took both requests keeps one entry, in the name of the one
+ * that came last: only that one may delete it.
+ */
+static int
+asked(int p)
+{
+	return pm[p].state == 1 || (pm[p].state == 0 && pm[p].tries > 0);
+}
+
 /* Delete every mapping we made, waiting briefly for PCP/NAT-PMP's answers. */
 static void
 unmap(void)
@@ -356,20 +428,19 @@ unmap(void)
 	struct pollfd p[2];
 	long end = now_ms() + 500;
 	char port[8];
+	int pcp = asked(P_PCP), natpmp = asked(P_NATPMP);
 
 	if (pm[P_UPNP].state == 1) {
 		snprintf(port, sizeof(port), "%d", pm[P_UPNP].eport);
 		UPNP_DeletePortMapping(urls.controlURL, igd.first.servicetype,
 		    port, "TCP", NULL);
 	}
-	if (pm[P_PCP].state == 1)
+	if (pcp)
 		pcp_send(0);
-	if (pm[P_NATPMP].state == 1)
+	if (natpmp)
 		natpmp_send(0);
-	p[0] = (struct pollfd){ .fd = pm[P_PCP].state == 1 ? pcp_fd : -1,
-	    .events = POLLIN };
-	p[1] = (struct pollfd){ .fd = pm[P_NATPMP].state == 1 ? np.s : -1,
-	    .events = POLLIN };
+	p[0] = (struct pollfd){ .fd = pcp ? pcp_fd : -1, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = natpmp ? np.s : -1, .events = POLLIN };
 	while ((p[0].fd != -1 || p[1].fd != -1) && now_ms() < end &&
 	    poll(p, 2, (int)(end - now_ms())) > 0) {
 		unsigned char b[1100];
@@ -420,7 +491,7 @@ static void __attribute__((noreturn))
 mapper(int in)
 {
 	pthread_t th;
-	long start = now_ms(), now;
+	long start = pm_start = now_ms(), now;
 	const char *e;
 	int told = 0, toldpmp = 0, p, left, i;
 
@@ -544,7 +615,8 @@ mapper(int in)
 
 /*
  * Start mapping port in a child process, unless P2P_NOMAP says not to;
- * its news come by portmap_poll. -1 when nothing was started.
+ * its news come by portmap_poll. The descriptor to poll for them (it stays
+ * open, and quiet once the mapper has gone), or -1 when nothing was started.
  */
 int
 portmap_start(int port, int loud)
@@ -586,33 +658,42 @@ portmap_start(int port, int loud)
 	pm_fd = from[0];
 	pm_loud = loud;
 	fd_nonblock(pm_fd, 1);
-	return 0;
+	return pm_fd;
 }
 
 /* Take one line of news from the mapper; 1 when the mapping changed. */
 static int
 portmap_line(char *line)
 {
-	char copy[512], *w[4];
+	char copy[512], *w[5];
 	int n;
 
 	strlcpy(copy, line, sizeof(copy));
-	n = line_words(line, w, 4);
+	n = line_words(line, w, 5);
 
-	if (n >= 3 && strcmp(w[0], "MAP") == 0) {
+	/* MAP proto addr ms-since-start [again] */
+	if (n >= 4 && strcmp(w[0], "MAP") == 0) {
 		char *c = strrchr(w[2], ':');
 
 		strlcpy(pm_ext, w[2], sizeof(pm_ext));
 		pm_eport = c != NULL ? atoi(c + 1) : 0;
-		(n == 4 || pm_loud ? logline : vlog)("port mapped by the gateway (%s): "
-		    "reached at %s%s", w[1], pm_ext, n == 4 ?
-		    " (the router had forgotten us)" : "");
+		if (n == 5)
+			logline("port mapped by the gateway (%s): reached at %s "
+			    "(the router had forgotten us)", w[1], pm_ext);
+		else
+			(pm_loud ? logline : vlog)("port mapped by the gateway "
+			    "(%s): reached at %s, %s ms after asking", w[1],
+			    pm_ext, w[3]);
 		return 1;
 	}
 	if (strcmp(copy, "NOPMP") == 0)
 		pm_nopmp = 1;
-	if (strncmp(copy, "NOMAP ", 6) == 0)
+	if (strncmp(copy, "GW ", 3) == 0)
+		pm_gw = 1;
+	if (strncmp(copy, "NOMAP ", 6) == 0) {
+		pm_nomap = 1;
 		vlog("no port mapping: %s", copy + strlen("NOMAP "));
+	}
 	return 0;
 }
 
@@ -626,9 +707,9 @@ portmap_read(void)
 	static size_t len;
 	ssize_t n;
 	char *nl;
-	int changed = 0;
+	int changed = 0, q;
 
-	if (pm_fd == -1)
+	if (pm_fd == -1 || pm_gone)
 		return;
 	while ((n = read(pm_fd, buf + len, sizeof(buf) - 1 - len)) > 0) {
 		len += n;
@@ -643,8 +724,12 @@ portmap_read(void)
 			len = 0;
 	}
 	if (n == 0) {		/* the mapper died: nothing is mapped now */
-		close(pm_fd);
-		pm_fd = -1;
+		/* The caller may poll the number: it gets one never ready. */
+		if ((q = eventfd(0, EFD_CLOEXEC)) != -1) {
+			dup2(q, pm_fd);
+			close(q);
+		}
+		pm_gone = 1;
 		changed = pm_ext[0] != '\0';
 		pm_ext[0] = '\0';
 	}
@@ -673,7 +758,7 @@ portmap_wait(int ms)
 	long end = now_ms() + ms;
 	struct pollfd p;
 
-	while (pm_fd != -1 && pm_ext[0] == '\0' && now_ms() < end) {
+	while (pm_fd != -1 && !pm_gone && pm_ext[0] == '\0' && now_ms() < end) {
 		p = (struct pollfd){ .fd = pm_fd, .events = POLLIN };
 		if (poll(&p, 1, (int)(end - now_ms())) <= 0)
 			break;
@@ -682,6 +767,19 @@ portmap_wait(int ms)
 			break;
 	}
 	return pm_ext[0] != '\0';
+}
+
+/*
+ * Whether a mapping is on its way: a gateway answered our discovery (an
+ * IGD was found, or a NAT-PMP server answered) and has neither mapped nor
+ * refused yet.
+ */
+int
+portmap_pending(void)
+{
+	portmap_read();
+	return pm_fd != -1 && !pm_gone && pm_gw && !pm_nomap &&
+	    pm_ext[0] == '\0';
 }
 
 /* Whether the words of buf include w. */

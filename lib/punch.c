@@ -17,8 +17,27 @@
 
 #include "p2p.h"
 
-/* How long both sides hold their fire beyond rvd's moment (see punch_fire). */
-#define PUNCH_HEADSTART_MS 100
+#define PUNCH_AGAIN 3		/* PUNCHes to say again for an unknown session */
+#define PUNCH_AGAIN_MS 10	/* ...this long after rvd said so */
+#define PUNCH_HOLD_MS 100	/* the least fire is held beyond rvd's moment */
+
+/*
+ * Pass p's ticket on to the next rung (-e) once its moment has come; the
+ * ms until that moment, or until deadline if sooner.
+ */
+static int
+punch_handoff(struct punch *p, long deadline)
+{
+	long now = now_ms();
+
+	if (p->handoff != NULL && now >= p->handoff_at) {
+		ticket_handoff(p->handoff, "dialpunch");
+		p->handoff = NULL;
+	}
+	if (p->handoff != NULL && p->handoff_at < deadline)
+		deadline = p->handoff_at;
+	return deadline > now ? (int)(deadline - now) : 0;
+}
 
 /*
  * A socket of family bound to port (0: a fresh one) on every address,
@@ -71,12 +90,46 @@ punch_wait(int fd, long deadline)
 }
 
 /*
- * Dial the first host:port of rvs that answers, from a fresh port: the
- * socket, or -1 with why filled. No proxy: a mapping seen through one
- * is the proxy's, and says nothing of our NAT.
+ * Send the log-on and our PUNCH on fd, whose connect has begun: the
+ * PUNCH names fd's local end, which connect(2) has chosen. With a Fast
+ * Open cookie for rvd both ride in the SYN; without one they wait for
+ * the handshake. 0, or -1 with errno.
  */
 static int
-punch_rvd(const char *rvs, long deadline, char *why, size_t n)
+punch_hello(int fd, const char *logon, const char *id, char *local,
+    size_t localn, long deadline)
+{
+	char buf[LINE_MAX_ + 2];
+	ssize_t w;
+	int n, r, e;
+
+	fd_sockname(fd, local, localn);
+	n = snprintf(buf, sizeof(buf), "%s\nPUNCH %s %s\n", logon, id, local);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if ((w = send(fd, buf, n, MSG_NOSIGNAL)) == -1 && errno != EINPROGRESS &&
+	    errno != EAGAIN)
+		r = -1;
+	else if ((r = punch_wait(fd, deadline)) == 0 && w < n)
+		r = io_write(fd, buf + (w > 0 ? w : 0), n - (w > 0 ? w : 0),
+		    deadline);
+	e = errno;
+	explicit_bzero(buf, sizeof(buf));	/* it holds our secret */
+	errno = e;
+	return r;
+}
+
+/*
+ * Dial the first host:port of rvs that answers, from a fresh port, and
+ * say logon and PUNCH for id on it (punch_hello): the socket, with
+ * local its local end, or -1 with why filled. No proxy: a mapping seen
+ * through one is the proxy's, and says nothing of our NAT.
+ */
+static int
+punch_rvd(const char *rvs, const char *logon, const char *id, char *local,
+    size_t localn, long deadline, char *why, size_t n)
 {
 	char words[4][HOSTPORT_MAX];
 	struct addr a[4];
@@ -92,9 +145,11 @@ punch_rvd(const char *rvs, long deadline, char *why, size_t n)
 			continue;
 		}
 		for (j = 0; j < k; j++) {
-			if ((fd = punch_socket(a[j].ss.ss_family, 0)) == -1 ||
-			    punch_connect(fd, &a[j]) == -1 ||
-			    punch_wait(fd, deadline) == -1) {
+			if ((fd = punch_socket(a[j].ss.ss_family, 0)) != -1)
+				fd_fastopen(fd);
+			if (fd == -1 || punch_connect(fd, &a[j]) == -1 ||
+			    punch_hello(fd, logon, id, local, localn,
+			    deadline) == -1) {
 				snprintf(why, n, "rvd %s: %s", words[i],
 				    errno == ETIMEDOUT ? "timeout" :
 				    strerror(errno));
@@ -132,39 +187,64 @@ punch_answer_line(struct punch *p, const char *id, char *line)
 /*
  * Log on to rvd for t's session from a fresh port, say PUNCH, and wait
  * (at most ms) for the peer's PUNCH to meet ours: 0 with p filled and
- * p->rvfd open (it keeps our mapping), or -1 with p->why.
+ * p->rvfd open (it keeps our mapping), or -1 with p->why. fast: punch
+ * without the hold (it punched last time); the PUNCH may then beat our
+ * rvinvite's INVITE to rvd, and is said again.
  */
 int
-punch_meet(struct punch *p, const struct ticket *t, const char *name,
-    const char *secret, int ms)
+punch_meet(struct punch *p, struct ticket *t, const char *name,
+    const char *secret, int ms, int handoff_ms, int fast)
 {
 	struct rv rv;
-	char line[LINE_MAX_ + 1], *w[4];
+	char line[LINE_MAX_ + 1], logon[LINE_MAX_ + 1], *w[4];
 	long deadline = now_ms() + ms;
-	int n;
+	int n, again = 0;
 
 	memset(p, 0, sizeof(*p));
+	p->fast = fast;
 	memset(&rv, 0, sizeof(rv));
-	/* A dial to rvd that a blocker drops must not eat the peer's wait. */
+	if (handoff_ms >= 0) {
+		p->handoff = t;
+		p->handoff_at = now_ms() + handoff_ms;
+		punch_handoff(p, deadline);	/* at once, when it is 0 */
+	}
+	snprintf(logon, sizeof(logon), "LOGON %s%s%s", name, secret ? " " : "",
+	    secret ? secret : "");
+	/*
+	 * The log-on and the PUNCH go together, in the SYN where Fast Open
+	 * can: one round trip to rvd. A dial to rvd that a blocker drops
+	 * must not eat the peer's wait.
+	 */
 	n = dial_budget_ms(0, t->rtt);
-	if ((rv.fd = p->rvfd = punch_rvd(t->rv, now_ms() + (n < ms ? n : ms),
-	    p->why, sizeof(p->why))) == -1)
+	rv.fd = p->rvfd = punch_rvd(t->rv, logon, t->id, p->local,
+	    sizeof(p->local), now_ms() + (n < ms ? n : ms), p->why,
+	    sizeof(p->why));
+	explicit_bzero(logon, sizeof(logon));
+	if (rv.fd == -1)
 		return -1;
 	fd_nonblock(rv.fd, 0);
-	fd_sockname(rv.fd, p->local, sizeof(p->local));
-	/* The log-on and the PUNCH go together: one round trip. */
-	if (line_write(rv.fd, ms, "LOGON %s%s%s\nPUNCH %s %s", name,
-	    secret ? " " : "", secret ? secret : "", t->id, p->local) == -1) {
-		snprintf(p->why, sizeof(p->why), "rvd: %s", strerror(errno));
-		goto fail;
-	}
 	for (;;) {
-		n = rv_readline(&rv, line, sizeof(line), (int)(deadline - now_ms()));
+		n = rv_readline(&rv, line, sizeof(line),
+		    punch_handoff(p, deadline));
+		if (n == -1 && errno == ETIMEDOUT && now_ms() < deadline)
+			continue;	/* the handoff's moment, not ours */
 		if (n <= 0) {
 			snprintf(p->why, sizeof(p->why), "rvd: %s", n == 0 ?
 			    "closed the connection" : errno == ETIMEDOUT ?
 			    "the peer did not punch in time" : strerror(errno));
 			goto fail;
+		}
+		if (fast && again < PUNCH_AGAIN && strncmp(line, "ERR ", 4) == 0 &&
+		    strncmp(line + 4, t->id, ID_HEX) == 0 &&
+		    strcmp(line + 4 + ID_HEX, " no such session") == 0) {
+			/* Our INVITE is on its way: say it again, a moment on. */
+			vlog("rvd knows no session %s yet: punching again", t->id);
+			poll(NULL, 0, PUNCH_AGAIN_MS);
+			again++;
+			n = snprintf(line, sizeof(line), "PUNCH %s %s\n", t->id,
+			    p->local);
+					if (io_write(rv.fd, line, n, deadline) == 0)
+				continue;
 		}
 		if (strncmp(line, "ERR ", 4) == 0) {
 			/* "ERR - unknown command": an rvd that knows no PUNCH. */
@@ -240,9 +320,10 @@ punch_fire(struct punch *p, int ms)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct addr peer;
-	long deadline = now_ms() + ms, next;
+	long deadline, next, fire, hold;
 	int fd, port, e, trywait = 2 * p->rtt + 100;
 
+	deadline = now_ms() + ms;
 	if (addr_numeric(p->peer, &peer) == -1 ||
 	    getsockname(p->rvfd, (struct sockaddr *)&ss, &sl) == -1) {
 		snprintf(p->why, sizeof(p->why), "bad address");
@@ -252,12 +333,27 @@ punch_fire(struct punch *p, int ms)
 	if (trywait < 250)
 		trywait = 250;
 	/*
-	 * Both sides wait the same head start beyond rvd's moment, so that
-	 * their SYNs still cross: a direct dial that works gets there first.
+	 * Both sides hold their fire the same time beyond rvd's moment, so
+	 * that their SYNs still cross: the farther one's round trip to rvd
+	 * (ours plus twice our wait), and 20 ms. A direct dial begun as the
+	 * ticket came has had its answer by then, and with the PUNCH's own
+	 * round trip the SYN leaves no sooner than a stagger (2 x rtt + 20
+	 * ms) after the ticket: a direct dial that works gets there first.
+	 * Never less than PUNCH_HOLD_MS: a direct dial needs processes to
+	 * start as well as its round trips (the invitee's own dial to a
+	 * public inviter, rung "in", must win on a path with no delay).
+	 * Fast (the punch won last time, so no direct dial did), the inviter
+	 * fires at rvd's moment itself; the invitee, which cannot know,
+	 * holds as ever.
 	 */
-	poll(NULL, 0, p->wait + PUNCH_HEADSTART_MS);
+	hold = p->rtt + 2 * p->wait + 20;
+	fire = now_ms() + p->wait + (p->fast ? 0 : hold > PUNCH_HOLD_MS ? hold :
+	    PUNCH_HOLD_MS);
+	while (now_ms() < fire)
+		poll(NULL, 0, punch_handoff(p, fire));
 	snprintf(p->why, sizeof(p->why), "%s: timeout", p->peer);
 	while (now_ms() < deadline) {
+		punch_handoff(p, deadline);
 		p->tries++;
 		if ((fd = punch_socket(peer.ss.ss_family, port)) == -1) {
 			snprintf(p->why, sizeof(p->why), "port %d: %s", port,

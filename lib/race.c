@@ -220,11 +220,16 @@ dial_race(char addrs[][ADDR_STR], int n, struct race_hs *hs,
 			break;
 		/*
 		 * With all started, and all the rung before us had to say, the
-		 * next rung is one more candidate (RFC 8305).
+		 * next rung is one more candidate (RFC 8305), a stagger later;
+		 * eager, at once, for a next rung that keeps the stagger itself.
 		 */
-		handoff = started == n && latefd == -1 && hs != NULL &&
-		    hs->handoff != NULL;
-		if (handoff && now >= next) {
+		handoff = hs != NULL && hs->handoff != NULL &&
+		    ((started == n && latefd == -1) || hs->now);
+		/*
+		 * The next rung won last time: it starts at once, beside our
+		 * first candidate (candidates learnt later stay with us).
+		 */
+		if (handoff && (now >= next || hs->eager || hs->now)) {
 			ticket_handoff(hs->handoff, hs->stage);
 			hs->handoff = NULL;
 			handoff = 0;

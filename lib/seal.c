@@ -6,6 +6,7 @@
  */
 #include <sys/socket.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,11 +68,12 @@ half_close(int fd)
 }
 
 /*
- * Read one frame into buf (room for NOISE_MSG_MAX): 1, 0 at end of file
- * between frames, or -1 with errno (EPROTO: cut inside a frame, or empty).
+ * Read one frame of at most max bytes into buf: 1, 0 at end of file
+ * between frames, or -1 with errno (EPROTO: cut inside a frame, or empty;
+ * EMSGSIZE: longer than max, its body left unread).
  */
 int
-frame_read(int fd, unsigned char *buf, size_t *n, long deadline)
+frame_read(int fd, unsigned char *buf, size_t max, size_t *n, long deadline)
 {
 	unsigned char h[2];
 	ssize_t r;
@@ -83,6 +85,8 @@ frame_read(int fd, unsigned char *buf, size_t *n, long deadline)
 	*n = (size_t)h[0] << 8 | h[1];
 	if (r < 2 || *n == 0)
 		return errno = EPROTO, -1;
+	if (*n > max)
+		return errno = EMSGSIZE, -1;
 	if ((r = readn(fd, buf, *n, deadline)) == -1)
 		return -1;
 	if ((size_t)r < *n)
@@ -120,15 +124,56 @@ seal_prologue(unsigned char *buf, size_t n, int pattern)
 	return r < 0 ? 0 : (size_t)r >= n ? n - 1 : (size_t)r;
 }
 
-/* Why frame_read's got (0 or -1 with errno) ended a handshake. */
-static const char *
-cut_why(int got)
+/*
+ * Does the dialler on socket fd speak p2pseal? Its first frame is short and
+ * names a pattern. It only peeks, so that a plain connection can go to a
+ * program whole: 1 yes, 0 no (plain bytes), -1 when it cannot tell (not a
+ * socket, closed, nothing within ms).
+ */
+int
+seal_peek(int fd, int ms)
 {
-	if (got == 0)
-		return "connection closed";
-	if (errno == EPROTO)
-		return "bad frame";
-	return errno == ETIMEDOUT ? "timed out" : "connection lost";
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	long deadline = now_ms() + ms, left;
+	unsigned char b[3];
+	size_t len;
+	ssize_t r;
+
+	while ((left = deadline - now_ms()) > 0) {
+		if (poll(&p, 1, (int)left) == -1 && errno != EINTR)
+			return -1;
+		if ((r = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT)) == -1) {
+			if (errno != EAGAIN && errno != EINTR)
+				return -1;
+			continue;
+		}
+		if (r == 0)
+			return -1;
+		if (b[0] > HS_FRAME_MAX >> 8)
+			return 0;
+		if (r >= 2 && ((len = (size_t)b[0] << 8 | b[1]) < 2 ||
+		    len > HS_FRAME_MAX))
+			return 0;
+		if (r == 3)
+			return b[2] == 'X' || b[2] == 'I';
+		/* The header came alone: wait a little for the rest. */
+		poll(NULL, 0, 10);
+	}
+	return -1;
+}
+
+/* Why frame_read's got (0 or -1 with errno) ended a handshake, and where. */
+static void
+cut_why(int got, const char *where, char *why, size_t whyn)
+{
+	/* Handshake messages are short: this is someone speaking plain text. */
+	if (got == -1 && errno == EMSGSIZE)
+		snprintf(why, whyn, "plain bytes %s (an unsealed peer? see "
+		    "p2pdial -u, p2plisten -u)", where);
+	else
+		snprintf(why, whyn, "%s %s", got == 0 ? "connection closed" :
+		    errno == EPROTO ? "bad frame" : errno == ETIMEDOUT ?
+		    "timed out" : "connection lost", where);
 }
 
 /*
@@ -180,9 +225,9 @@ handshake(struct noise *ns, int rfd, int wfd, unsigned char *first,
 			}
 			continue;
 		}
-		if ((got = frame_read(rfd, m, &n, deadline)) != 1) {
-			snprintf(why, whyn, "%s in the handshake",
-			    cut_why(got));
+		if ((got = frame_read(rfd, m, HS_FRAME_MAX, &n,
+		    deadline)) != 1) {
+			cut_why(got, "in the handshake", why, whyn);
 			return -1;
 		}
 		if (noise_read(ns, m, n, p) == -1) {
@@ -229,8 +274,8 @@ seal_answer(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY]
 	size_t n, pn;
 	int got, pat;
 
-	if ((got = frame_read(rfd, m, &n, deadline)) != 1) {
-		snprintf(why, whyn, "%s before the handshake", cut_why(got));
+	if ((got = frame_read(rfd, m, HS_FRAME_MAX, &n, deadline)) != 1) {
+		cut_why(got, "before the handshake", why, whyn);
 		return -1;
 	}
 	if (m[0] != 'X' && m[0] != 'I') {
@@ -252,8 +297,9 @@ seal_answer(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY]
 }
 
 /*
- * Seal what comes from fd from into frames on net, then the end frame and
- * a half-close. 0, or -1 with errno when either side failed.
+ * Seal what comes from fd from into frames on net, then the end frame. 0,
+ * or -1 with errno when either side failed. The end frame says it all: no
+ * half-close, which a proxy such as squid takes for the end of the tunnel.
  */
 int
 seal_out(struct noise_cs *tx, int from, int net)
@@ -275,10 +321,8 @@ seal_out(struct noise_cs *tx, int from, int net)
 			return errno = EOVERFLOW, -1;
 		if (writen(net, f, n + 2) == -1)
 			return -1;
-		if (r == 0) {
-			half_close(net);
+		if (r == 0)
 			return 0;
-		}
 	}
 }
 
@@ -294,7 +338,7 @@ seal_in(struct noise_cs *rx, int net, int to, char *why, size_t whyn)
 	int r;
 
 	for (;;) {
-		if ((r = frame_read(net, f, &n, 0)) != 1) {
+		if ((r = frame_read(net, f, NOISE_MSG_MAX, &n, 0)) != 1) {
 			if (r == 0 || errno == EPROTO)
 				snprintf(why, whyn, "%s", r == 0 ?
 				    "connection cut before the peer's end of "

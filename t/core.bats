@@ -59,7 +59,7 @@ dial() {
 @test "half-close: p2pdial ends when the file is sent and the reply read" {
 	start_listener pub office5
 	printf 'hello\n' > "$BATS_TEST_TMPDIR/small"
-	run timeout 15 ip netns exec "${LAB}a1" p2pdial office5 < "$BATS_TEST_TMPDIR/small"
+	run --separate-stderr timeout 15 ip netns exec "${LAB}a1" p2pdial office5 < "$BATS_TEST_TMPDIR/small"
 	[ "$status" -eq 0 ]
 	[ "${lines[1]}" = "$(sha "$BATS_TEST_TMPDIR/small")" ]
 }

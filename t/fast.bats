@@ -108,7 +108,7 @@ cachefile() {
 		sleep 0.1
 	done
 	sleep 0.3
-	lab_bg pub rvlisten -v fast6 serve "$BACKFILE"
+	lab_bg pub rvlisten -v fast6 p2pseal -s serve "$BACKFILE"
 	for i in $(seq 50); do
 		[ "$(grep -c "listen fast6 " "$RVD_LOG")" -ge 2 ] && break
 		sleep 0.1
@@ -125,14 +125,21 @@ cachefile() {
 	start_listener pub fast7
 	log=$LAB_BG_LOG
 	dial a1 fast7 || { cat "$errf"; false; }
-	# With delay and no Fast Open cookie for rvd, the invitation comes half a
-	# round trip after the dial to the cached candidate.
-	lab_delay 20
-	lab a1 ip tcp_metrics flush all
-	dial a1 fast7 || { lab_delay 0; cat "$errf"; false; }
-	lab_delay 0
+	# This lab's rvd stops as the next dial starts, until the listener holds
+	# the dial to its cached candidate (3 s at most): the dial reaches the
+	# listener before the invitation can.
+	rvpid=$(ip netns pids "${LAB}rv" | xargs -r ps -o pid=,comm= -p | awk '$2 == "rvd" { print $1 }')
+	[ -n "$rvpid" ]
+	kill -STOP $rvpid
+	( for i in $(seq 60); do
+		grep -q "a dialer came before its invitation: holding it" "$log" && break
+		sleep 0.05
+	  done
+	  kill -CONT $rvpid ) &
+	dial a1 fast7 || { kill -CONT $rvpid; cat "$errf"; false; }
+	wait
 	grep -q "p2pdial: connected via out to 198.51.100.4:" "$errf"
-	grep -q "rvlisten: a dialer came before its invitation: holding it" "$log"
+	grep -q "rvlisten: a dialer came before its invitation: holding it" "$log" || { cat "$errf" "$log"; false; }
 	check_transfer "$out" "$BATS_FILE_TMPDIR/sent" "$BACKFILE"
 }
 

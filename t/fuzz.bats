@@ -8,7 +8,7 @@ bats_require_minimum_version 1.5.0
 
 # Every harness, by name; a new t/fuzz/NAME.c must be listed here (a test
 # below checks), so that none is left out without anyone noticing.
-HARNESSES="handshake hs proxy relayd rvcmd rvd ticket"
+HARNESSES="fdline handshake hs proxy relayd rvcmd rvd seal ticket"
 
 setup_file() {
 	export FUZZ=$BATS_TEST_DIRNAME/fuzz
@@ -53,3 +53,5 @@ fuzz() {
 @test "fuzz the proxy reply and URL parsers, and proxy_tunnel" { fuzz proxy; }
 @test "fuzz the direct connection handshake (hs_read)" { fuzz handshake; }
 @test "fuzz the handshake's state machine at every end (dialer, invitee, inviter)" { fuzz hs; }
+@test "fuzz the line that comes with a passed fd (conninfo_parse)" { fuzz fdline; }
+@test "fuzz p2pseal's handshake at both ends, seal_peek and seal_in" { fuzz seal; }

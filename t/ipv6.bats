@@ -22,10 +22,10 @@ teardown_file() {
 	lab_down_checked
 }
 
-# listen6 HOST NAME RVD: rvlisten NAME on HOST serving t/helpers/serve, logged on to RVD.
+# listen6 HOST NAME RVD: rvlisten NAME on HOST serving t/helpers/serve sealed, logged on to RVD.
 listen6() {
 	local i
-	lab_bg "$1" env P2P_RVD="$3" rvlisten -v "$2" serve "$BACKFILE"
+	lab_bg "$1" env P2P_RVD="$3" rvlisten -v "$2" p2pseal -s serve "$BACKFILE"
 	for i in $(seq 50); do
 		grep -q "listen $2 " "$RVD_LOG" && return 0
 		sleep 0.1
@@ -82,7 +82,7 @@ sever() {
 }
 unsever() { lab "$1" nft delete table inet cut 2>/dev/null || :; }
 
-@test "a dual-stack pair with IPv6 cut between them races on to IPv4, within a stagger" {
+@test "a dual-stack pair with IPv6 cut between them races on to IPv4, by the direct rungs" {
 	listen6 pub2 dual4 198.51.100.1:7070
 	sever pub2 ip6
 	t0=$(date +%s%N)
@@ -91,8 +91,11 @@ unsever() { lab "$1" nft delete table inet cut 2>/dev/null || :; }
 	unsever pub2
 	echo "took $ms ms"
 	grep -q "^via=\(in\|out\) peer=d-dual4 remote=198.51.100.4:" "$out"
-	# Well before a timeout: IPv6 costs the dialler at most one stagger.
-	[ "$ms" -lt 2000 ]
+	# IPv6 costs the dialler at most one stagger: the race went on to IPv4
+	# while the IPv6 dial was out, and no IPv6 timeout was waited for. (How
+	# long that takes is bench/connect's to say, not a timed test's.)
+	grep -q -E "p2pdial: connected via (in|out) to 198.51.100.5:" "$errf"
+	! grep "dialdirect: unable" "$errf" || { cat "$errf"; false; }
 }
 
 @test "a dual-stack pair with IPv4 cut between them connects over IPv6" {

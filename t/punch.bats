@@ -16,6 +16,7 @@ setup_file() {
 	export P2P_ANSWER_LADDER='dialpunch -e $P2P_V | dialdirect $P2P_V |
 		dialport $P2P_V | dialproxy $P2P_V'
 	start_listener b1 punchee
+	echo "$LAB_BG_LOG" > "$BATS_FILE_TMPDIR/punchee.log"
 	# A listener whose ladder does not punch (the default, or an older one).
 	P2P_ANSWER_LADDER='dialdirect $P2P_V | dialport $P2P_V | dialproxy $P2P_V' \
 		start_listener b2 oldpeer
@@ -40,14 +41,15 @@ teardown() {
 	fi
 }
 
-# punch_dial [MIB [PEER]]: p2pdial from a1 to PEER (punchee) with dialpunch
-# in its ladder, sending MIB (default 16) MiB; output in $out, stderr in
-# $errf, and the milliseconds from the start to "connected via" on fd 3.
+# punch_dial [MIB [PEER [HOST]]]: p2pdial from HOST (a1) to PEER (punchee)
+# with dialpunch in its ladder, sending MIB (default 16) MiB; output in
+# $out, stderr in $errf, and the milliseconds from the start to
+# "connected via" on fd 3.
 punch_dial() {
-	local mib=${1:-16} peer=${2:-punchee} t0 rc
+	local mib=${1:-16} peer=${2:-punchee} host=${3:-a1} t0 rc
 	out=$BATS_TEST_TMPDIR/out errf=$BATS_TEST_TMPDIR/err
 	t0=$(date +%s%N)
-	lab a1 env P2P_NAME=dialer P2P_TIMEOUT=3 \
+	lab "$host" env P2P_NAME=dialer P2P_TIMEOUT=3 \
 		P2P_LADDER='rvinvite -e -v "$P2PPEER" | dialdirect -e -v | dialpunch -e -v |
 			dialport -e -v | dialproxy -v | relaycat -v' \
 		timeout 30 p2pdial -v "$peer" < "$(make_data sent$mib "$mib")" 2>&1 > "$out" |
@@ -59,15 +61,15 @@ punch_dial() {
 	return "$rc"
 }
 
-@test "two port-keeping NATs that drop: punched, 16 MiB byte-exact, P2PVIA=punch both sides" {
+@test "two port-keeping NATs that drop: punched, 64 MiB byte-exact, P2PVIA=punch both sides" {
 	lab_mode natA drop
 	lab_mode natB drop
-	punch_dial || { cat "$errf"; false; }
+	punch_dial 64 || { cat "$errf"; false; }
 	grep -q -E "(dialpunch: )?punched through to 198.51.100.20:[0-9]+ in [0-9]+ ms" "$errf" ||
 		{ cat "$errf"; false; }
 	grep -q -E "(p2pdial: )?connected via punch to 198.51.100.20:[0-9]+ as punchee$" "$errf"
 	grep -q "^via=punch peer=dialer remote=198.51.100.10:" "$out"
-	check_transfer "$out" "$(make_data sent16 16)" "$(make_data back 16)"
+	check_transfer "$out" "$(make_data sent64 64)" "$(make_data back 16)"
 	grep -q -E "punch dialer 198.51.100.10:[0-9]+ <-> punchee 198.51.100.20:[0-9]+" "$RVD_LOG"
 }
 
@@ -140,4 +142,105 @@ punch_dial() {
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "dialpunch: rvd: unknown command" ] || { echo "$stderr"; false; }
 	echo "$output" | grep -q -x "tried dialpunch rvd: unknown command"
+}
+
+@test "two peers behind one NAT: a direct rung connects over their LAN, no punch, no relay" {
+	# b2 dials punchee on b1: the same LAN behind natB. dialdirect's dial to
+	# the peer's LAN address (out) or the peer's to ours (in) gets there
+	# before dialpunch fires, which would need natB to hairpin.
+	punch_dial 1 punchee b2 || { cat "$errf"; false; }
+	grep -q -E "(p2pdial: )?connected via (in|out) to 10\.2\.0\.[23]:[0-9]+ as punchee$" "$errf" ||
+		{ cat "$errf"; false; }
+	grep -q -E "^via=(in|out) peer=dialer remote=10\.2\.0\.3:" "$out"
+	! grep -q -E "punched through|connected via (punch|relay)" "$errf"
+	check_transfer "$out" "$(make_data sent1 1)" "$(make_data back 16)"
+}
+
+@test "an invitee whose dialpunch dies right after its PUNCH: the relay follows in bounded time, rvd unhurt" {
+	local pidf=$BATS_TEST_TMPDIR/victim.pid id pid dpid i t0 ms rc
+	# The victim's answering ladder says where its dialpunch runs.
+	# (An asynchronous command's stdin is /dev/null: the ticket goes by fd 3.)
+	P2P_ANSWER_LADDER="{ dialpunch -e \$P2P_V <&3 3<&- & echo \$! > $pidf; wait; } 3<&0 |
+		dialdirect \$P2P_V | dialport \$P2P_V | dialproxy \$P2P_V" \
+		start_listener c1 victim
+	t0=$(date +%s%N)
+	# Our dialpunch a second late, so that the victim's PUNCH waits for it.
+	lab a1 env P2P_NAME=dialer P2P_TIMEOUT=3 \
+		P2P_LADDER='rvinvite -e "$P2PPEER" | dialdirect -e | { sleep 1; dialpunch -e; } |
+			dialport -e | dialproxy | relaycat' timeout 20 p2pdial victim \
+		< "$(make_data sent1 1)" > "$BATS_TEST_TMPDIR/out" 2> "$BATS_TEST_TMPDIR/err" &
+	dpid=$!
+	# Its PUNCH is in when rvd says so.
+	for i in $(seq 100); do
+		id=$(grep -o -E "punch [0-9a-f]{32} victim: waiting" "$RVD_LOG" | tail -1)
+		[ -n "$id" ] && [ -s "$pidf" ] && break
+		sleep 0.05
+	done
+	[ -n "$id" ] || { cat "$RVD_LOG"; false; }
+	pid=$(cat "$pidf")
+	kill -KILL "$pid"
+	rc=0
+	wait "$dpid" || rc=$?
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "# ms $ms exit $rc: $(cat "$BATS_TEST_TMPDIR/err")" >&3
+	cat "$BATS_TEST_TMPDIR/err"
+	# The relay, or a failure, within the PUNCH's wait (3 s) and the relay's steps.
+	[ "$ms" -lt 10000 ]
+	if [ "$rc" = 0 ]; then
+		check_transfer "$BATS_TEST_TMPDIR/out" "$(make_data sent1 1)" "$(make_data back 16)"
+		grep -q "^via=relay peer=dialer" "$BATS_TEST_TMPDIR/out"
+	else
+		[ "$rc" = 1 ]
+		grep -q -E "^p2pdial: unable to connect to victim" "$BATS_TEST_TMPDIR/err"
+	fi
+	# dialpunch's one line on the way, and nothing else but p2pdial's.
+	[ "$(grep -v -c -E "^(dialpunch|p2pdial): " "$BATS_TEST_TMPDIR/err")" = 0 ]
+	[ "$(grep -c "^dialpunch: " "$BATS_TEST_TMPDIR/err")" -le 1 ]
+	# rvd and the other peers are unhurt: punchee punches as before.
+	punch_dial 1 || { cat "$errf"; false; }
+	grep -q -E "(p2pdial: )?connected via punch to 198.51.100.20:[0-9]+ as punchee$" "$errf"
+}
+
+@test "a repeat dial between two port-keeping NATs that drop: the punch starts at once, without the hold" {
+	local won=$P2P_CACHE/won+punchee@198.51.100.1:7070 plog
+	plog=$(cat "$BATS_FILE_TMPDIR/punchee.log")
+	punch_dial 1 || { cat "$errf"; false; }
+	grep -q -E "(p2pdial: )?connected via punch to 198.51.100.20:[0-9]+ as punchee$" "$errf" ||
+		{ cat "$errf"; false; }
+	# p2pcatch wrote down the rung that won.
+	grep -q -E "^punch [0-9]+$" "$won" || { cat "$won"; false; }
+	: > "$plog"
+	punch_dial 1 || { cat "$errf"; false; }
+	grep -q -E "(p2pdial: )?connected via punch to 198.51.100.20:[0-9]+ as punchee$" "$errf" ||
+		{ cat "$errf"; false; }
+	grep -q -E "(dialdirect: )?punchee went by punch last time: passing the ticket on at once$" "$errf"
+	grep -q -E "(dialpunch: )?punchee went by punch last time: punching at once$" "$errf"
+	grep -q -E "(dialpunch: )?we are .* firing in [0-9]+ ms, without the hold$" "$errf"
+	# The invitee cannot know: it holds as ever.
+	! grep -q "without the hold" "$plog" || { cat "$plog"; false; }
+	check_transfer "$out" "$(make_data sent1 1)" "$(make_data back 16)"
+	# A record from long ago says nothing: the hold is back.
+	printf 'punch %s\n' $(( $(date +%s) - 601 )) > "$won"
+	punch_dial 1 || { cat "$errf"; false; }
+	grep -q -E "(p2pdial: )?connected via punch to 198.51.100.20:[0-9]+ as punchee$" "$errf"
+	! grep -q -E "went by punch last time|without the hold" "$errf"
+}
+
+@test "the cache says punch, but the direct path works now: the direct one wins, one connection" {
+	local won=$P2P_CACHE/won+pubpeer@198.51.100.1:7070
+	# pubpeer was punched to last time (behind a NAT then); it is public now.
+	mkdir -p -m 700 "$P2P_CACHE"
+	printf 'punch %s\n' "$(date +%s)" > "$won"
+	lab_mode natA drop
+	punch_dial 1 pubpeer || { cat "$errf"; false; }
+	grep -q -E "(dialpunch: )?pubpeer went by punch last time: punching at once$" "$errf" ||
+		{ cat "$errf"; false; }
+	grep -q -E "(p2pdial: )?connected via out to 198.51.100.4:[0-9]+ as pubpeer$" "$errf" ||
+		{ cat "$errf"; false; }
+	check_transfer "$out" "$(make_data sent1 1)" "$(make_data back 16)"
+	grep -q -E "^out [0-9]+$" "$won" || { cat "$won"; false; }
+	sleep 1
+	# The listener served the one connection only.
+	[ "$(grep -c "connected dialer via" "$PUB_LOG")" = "$(grep -c "invited by dialer" "$PUB_LOG")" ] ||
+		{ cat "$PUB_LOG"; false; }
 }

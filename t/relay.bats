@@ -8,7 +8,7 @@ setup_file() {
 	lab_up
 	lab_mode natB random
 	# Named users: rvinvite caches only the candidates of names rvd vouches for.
-	start_rvd_vouched dialer office2 office3 office64 -- -R 198.51.100.2:7071
+	start_rvd_vouched dialer office2 office3 office64 sealme sealpub -- -R 198.51.100.2:7071
 	lab_bg relay relayd -v 198.51.100.2:7071
 	export RELAYD_LOG=$LAB_BG_LOG RELAYD_PID=$LAB_BG_PID
 	lab_wait_port relay 198.51.100.2 7071
@@ -16,6 +16,41 @@ setup_file() {
 
 teardown_file() {
 	lab_down_checked
+}
+
+@test "sealed by default: relayd's host and natA see no plain text, relayed or direct; an unsealed dial (-u, the control) shows it" {
+	local mark=$BATS_FILE_TMPDIR/marked n flag
+	yes 'PLAINTEXT-MARKER of p2pdial' | head -c 1048576 > "$mark"
+	lab_bg b1 p2plisten -v sealme serve "$mark"
+	wait_logged_on sealme
+	out=$BATS_TEST_TMPDIR/out errf=$BATS_TEST_TMPDIR/err
+	for flag in -u -v; do
+		capture_start relay natA
+		lab a1 env P2P_NAME=dialer timeout 60 p2pdial -v $flag sealme < "$mark" > "$out" 2> "$errf" ||
+			{ capture_stop; cat "$errf"; false; }
+		capture_stop
+		grep -q "p2pdial: connected via relay to 198.51.100.2:7071 as sealme" "$errf"
+		check_transfer "$out" "$mark" "$mark"
+		n=$(cat "$BATS_TEST_TMPDIR/relay.pcap" "$BATS_TEST_TMPDIR/natA.pcap" |
+			grep -a -c -e PLAINTEXT-MARKER -e ' peer=dialer remote=' || :)
+		if [ "$flag" = -u ]; then
+			[ "$n" -gt 100 ] || { echo "the control saw $n marked lines"; false; }
+		else
+			[ "$n" -eq 0 ] || { echo "$n plain lines crossed the relay sealed"; false; }
+			grep -q "p2pdial: sealed with " "$errf"
+		fi
+	done
+	# Direct (out, through natA): as dark.
+	lab_bg pub p2plisten -v sealpub serve "$mark"
+	wait_logged_on sealpub
+	capture_start natA
+	lab a1 env P2P_NAME=dialer timeout 60 p2pdial -v sealpub < "$mark" > "$out" 2> "$errf" ||
+		{ capture_stop; cat "$errf"; false; }
+	capture_stop
+	grep -q "p2pdial: connected via out to 198.51.100.4:[0-9]* as sealpub" "$errf"
+	check_transfer "$out" "$mark" "$mark"
+	n=$(grep -a -c -e PLAINTEXT-MARKER -e ' peer=dialer remote=' "$BATS_TEST_TMPDIR/natA.pcap" || :)
+	[ "$n" -eq 0 ] || { echo "$n plain lines crossed natA sealed"; false; }
 }
 
 @test "both behind dropping NATs: connects via relay, 64 MiB each way, half-close" {

@@ -54,7 +54,7 @@ listener_once() {
 start_listener_n() {
 	local host=$1 name=$2 i
 	shift 2
-	lab_bg "$host" rvlisten -v "$@" "$name" serve-n $(( 16 * 1048576 )) "$(make_data back 16)"
+	lab_bg "$host" rvlisten -v "$@" "$name" p2pseal -s serve-n $(( 16 * 1048576 )) "$(make_data back 16)"
 	for i in $(seq 50); do
 		grep -q "listen $name " "$RVD_LOG" && return 0
 		sleep 0.1

@@ -27,9 +27,9 @@ setup_file() {
 	scan relay relayd 198.51.100.2:7071
 	lab rv s6-svwait -U -t 5000 "$BATS_FILE_TMPDIR/scan-rv/rvd"
 	lab relay s6-svwait -U -t 5000 "$BATS_FILE_TMPDIR/scan-relay/relayd"
-	lab_bg b1 rvlisten -v -k 1 office serve
+	lab_bg b1 rvlisten -v -k 1 office p2pseal -s serve
 	export LISTENER_LOG=$LAB_BG_LOG
-	lab_bg pub rvlisten -v -k 1 pubpeer serve
+	lab_bg pub rvlisten -v -k 1 pubpeer p2pseal -s serve
 	export PUB_LOG=$LAB_BG_LOG
 	sleep 1
 }

@@ -142,6 +142,32 @@ lines() { wc -l < "$1" | tr -d ' '; }
 	cmp "$D/data" "$D/back"
 }
 
+# plain_to FLAGS PROG...: "p2pseal FLAGS -s PROG..." under tcpserver, dialled
+# once, unsealed, by nc sending "hello"; the reply in $D/out, its stderr in
+# $D/s.err.
+plain_to() {
+	local flags=$1 port=$(( 20000 + RANDOM % 20000 )) spid i
+	shift
+	P2P_KEY=$SK tcpserver -q 127.0.0.1 $port p2pseal $flags -s "$@" 2> "$D/s.err" &
+	spid=$!
+	for i in $(seq 50); do
+		echo hello | timeout 5 nc -N 127.0.0.1 $port > "$D/out" 2>/dev/null && break
+		sleep 0.1
+	done
+	kill $spid
+}
+
+@test "p2pseal -s: a dialler that does not seal gets PROG plain on the connection; -S and -a refuse it" {
+	plain_to -v sh -c 'echo "plain fp=${P2PKEY_FP:-none}"; cat'
+	[ "$(cat "$D/out")" = "$(printf 'plain fp=none\nhello')" ] || { cat "$D/out" "$D/s.err"; false; }
+	grep -q "^p2pseal: an unsealed dialler: serving it plain$" "$D/s.err"
+	for f in -S "-a $D/spub"; do
+		plain_to "$f" cat
+		[ ! -s "$D/out" ]
+		[ "$(cat "$D/s.err")" = "p2pseal: refused an unsealed dialler (${f%% *})" ]
+	done
+}
+
 @test "p2pseal: a changed key is refused in one line naming known_peers and its line" {
 	printf '# pinned peers\nalice@rv:1 %s\nbob@rv:1 %s\n' "$(cut -d' ' -f1 "$D/cpub")" \
 		"$(cut -d' ' -f1 "$D/spub")" > "$P2P_KNOWN"
@@ -225,6 +251,8 @@ lines() { wc -l < "$1" | tr -d ' '; }
 @test "p2pseal: what is not a p2pseal handshake gets one line" {
 	export P2P_KEY=$SK
 	run -1 --separate-stderr p2pseal -s cat < <(printf 'GET / HTTP/1.0\r\n\r\n')
+	[ "$stderr" = "p2pseal: plain bytes before the handshake (an unsealed peer? see p2pdial -u, p2plisten -u)" ]
+	run -1 --separate-stderr p2pseal -s cat < <(printf '\000\377Xshort')
 	[ "$stderr" = "p2pseal: bad frame before the handshake" ]
 	run -1 --separate-stderr p2pseal -s cat < <(printf '\000\005Zxxxx')
 	[ "$stderr" = "p2pseal: not a p2pseal handshake" ]
@@ -237,7 +265,6 @@ lines() { wc -l < "$1" | tr -d ' '; }
 	run -100 p2pseal -s
 	run -100 p2pseal -c
 	run -100 p2pseal -c -a x bob@rv:1
-	run -100 p2pseal -s -S cat
 	run -100 p2pseal -c bob 6</dev/null 7>/dev/null
 	run -100 p2pseal -c bob@rv:1 6<&- 7>&-
 	[[ $output == "p2pseal: no connection on fds 6 and 7" ]]
@@ -245,7 +272,7 @@ lines() { wc -l < "$1" | tr -d ' '; }
 	[[ $output == usage:* ]]
 }
 
-@test "lab: sealed through the relay, both behind dropping NATs (one with random ports): 16 MiB each way, then IK" {
+@test "lab: p2pdial and p2plisten seal by default through the relay (dropping NATs, one with random ports): 16 MiB each way, then IK; another key under the name is refused" {
 	lab_up
 	LAB_IS_UP=1
 	lab_mode natB random
@@ -253,21 +280,28 @@ lines() { wc -l < "$1" | tr -d ' '; }
 	lab_bg relay relayd -v 198.51.100.2:7071
 	lab_wait_port relay 198.51.100.2 7071
 	back=$(make_data back 16) sent=$(make_data sent 16)
-	lab_bg b1 env P2P_KEY="$SK" rvlisten -v sealed1 p2pseal -v -s serve "$back"
-	for i in $(seq 50); do
-		grep -q "listen sealed1 " "$RVD_LOG" && break
-		sleep 0.1
-	done
+	lab_bg b1 env P2P_KEY="$SK" p2plisten -v sealed1 serve "$back"
+	wait_logged_on sealed1
 	out=$D/out errf=$D/err
 	for pattern in XX IK; do
 		lab a1 env P2P_NAME=dialer P2P_KEY="$CK" timeout 60 p2pdial -v sealed1 \
-			p2pseal -v -c "sealed1@$P2P_RVD" < "$sent" > "$out" 2> "$errf" ||
-			{ cat "$errf"; false; }
+			< "$sent" > "$out" 2> "$errf" || { cat "$errf"; false; }
 		grep -q "p2pdial: connected via relay to 198.51.100.2:7071 as sealed1" "$errf"
-		grep -q "p2pseal: sealed with $pattern, peer's fingerprint $(cut -d' ' -f2 "$D/spub")" "$errf"
+		grep -q "p2pdial: sealed with $pattern, peer's fingerprint $(cut -d' ' -f2 "$D/spub")" "$errf"
 		grep -q "^via=relay peer=dialer" "$out"
 		check_transfer "$out" "$sent" "$back"
 	done
 	grep -q "p2pseal: sealed with IK, peer's fingerprint $(cut -d' ' -f2 "$D/cpub")" "$LAB_BG_LOG"
 	[ "$(cat "$P2P_KNOWN")" = "sealed1@$P2P_RVD $(cut -d' ' -f1 "$D/spub")" ]
+	# Whoever else rvd lets answer for the name (here: the secret's holder
+	# logs on anew, with a key of its own) cannot pass for the pinned peer.
+	P2P_KEY=$D/mkey p2pkey > /dev/null 2>&1
+	lab_bg b2 env P2P_KEY="$D/mkey" p2plisten -v sealed1 serve "$back"
+	for i in $(seq 50); do
+		[ "$(grep -c "listen sealed1 " "$RVD_LOG")" -ge 2 ] && break
+		sleep 0.1
+	done
+	run -1 lab a1 env P2P_NAME=dialer P2P_KEY="$CK" timeout 60 p2pdial sealed1 < /dev/null
+	[[ $output == *"p2pdial: sealed1@$P2P_RVD: "*"the peer did not prove the key pinned at $P2P_KNOWN:1 (a changed key?)" ]] ||
+		{ echo "$output"; false; }
 }

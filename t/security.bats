@@ -77,7 +77,7 @@ say() {
 }
 
 @test "a guessed token is refused and logged, and the session goes on" {
-	lab_bg b1 env P2P_RVD=198.51.100.1:7071 rvlisten -v -p 7777 guarded serve
+	lab_bg b1 env P2P_RVD=198.51.100.1:7071 rvlisten -v -p 7777 guarded p2pseal -s serve
 	log=$LAB_BG_LOG
 	sleep 1
 	for t in 00000000000000000000000000000000 ffffffffffffffffffffffffffffffff; do

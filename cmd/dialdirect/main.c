@@ -55,7 +55,7 @@ main(int argc, char *argv[])
 			errx(EX_NOTCONN, "unable to connect to %s: %s", argv[0],
 			    addr_strerror(errno));
 		vlog("connected to %s", argv[0]);
-		return deliver(fd, &(struct conninfo){ "direct", NULL, 0 }, argv + 1,
+		return deliver(fd, &(struct conninfo){ .via = "direct" }, argv + 1,
 		    SIDE_DIAL);
 	}
 	if ((r = ticket_read(stdin, &t, emsg, sizeof(emsg))) == 0)
@@ -66,12 +66,22 @@ main(int argc, char *argv[])
 	vlog("dialling %d candidates within %d ms", t.naddr, ms);
 	/* Racing the next rung needs a catcher on $P2PFD, as in rvinvite. */
 	hp = race_hs_init(&hs, &t, early && getenv("P2PFD") ? "dialdirect" : NULL);
+	/* The next rung, dialpunch, signals first and fires a stagger later. */
+	if (hp != NULL)
+		hp->eager = 1;
+	/* It punched last time, so no dial of ours did: punch at once. */
+	if (hp != NULL && hp->handoff != NULL &&
+	    cache_lastwon(t.peer, t.rv, "punch")) {
+		vlog("%s went by punch last time: passing the ticket on at once",
+		    t.peer);
+		hp->now = 1;
+	}
 	fd = dial_race(t.addr, t.naddr, hp, ms, dial_stagger_ms(t.rtt), why,
 	    sizeof(why), won, sizeof(won));
 	if (fd != -1) {
 		vlog("connected to %s at %s", t.peer[0] ? t.peer : "peer", won);
 		r = deliver(fd, &(struct conninfo){ "out", t.peer,
-		    hp != NULL && hp->go }, argv, SIDE_DIAL);
+		    hp != NULL && hp->go, t.id, t.token }, argv, SIDE_DIAL);
 		ticket_connected(&t, "dialdirect");
 		return r;
 	}

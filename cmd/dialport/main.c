@@ -104,7 +104,8 @@ main(int argc, char *argv[])
 		if ((fd = dial_port(&t, ports[i], ms, early, why, sizeof(why),
 		    &go)) == -1)
 			continue;
-		r = deliver(fd, &(struct conninfo){ "port", t.peer, go }, argv,
+		r = deliver(fd, &(struct conninfo){ "port", t.peer, go, t.id,
+		    t.token }, argv,
 		    SIDE_DIAL);
 		ticket_connected(&t, "dialport");
 		return r;

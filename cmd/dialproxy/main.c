@@ -166,13 +166,13 @@ standalone(const struct proxy *px, const char *dest, int ms, char **prog)
 		if ((fd = dial_host(dest, ms)) == -1)
 			errx(EX_NOTCONN, "unable to connect to %s: %s", dest,
 			    addr_strerror(errno));
-		return deliver(fd, &(struct conninfo){ "direct", NULL, 0 }, prog,
+		return deliver(fd, &(struct conninfo){ .via = "direct" }, prog,
 		    SIDE_DIAL);
 	}
 	if ((fd = proxy_dial(px, dest, ms, why, sizeof(why))) < 0)
 		errx(EX_NOTCONN, "%s", why);
 	vlog("connected to %s via proxy %s", dest, px->hostport);
-	return deliver(fd, &(struct conninfo){ "proxy", NULL, 0 }, prog, SIDE_DIAL);
+	return deliver(fd, &(struct conninfo){ .via = "proxy" }, prog, SIDE_DIAL);
 }
 
 int
@@ -244,7 +244,8 @@ main(int argc, char *argv[])
 	if ((fd = dial_ticket(&t, &px, ms, why, sizeof(why))) != -1) {
 		vlog("connected to %s via proxy %s", t.peer[0] ? t.peer : "peer",
 		    px.hostport);
-		return deliver(fd, &(struct conninfo){ "proxy", t.peer, 0 }, argv,
+		return deliver(fd, &(struct conninfo){ "proxy", t.peer, 0, t.id,
+		    t.token }, argv,
 		    SIDE_DIAL);
 	}
 	return ticket_pass(&t, "dialproxy", why);

@@ -18,6 +18,21 @@ usage(void)
 }
 
 /*
+ * Does dialdirect race beside us? It hands us the ticket as its last
+ * candidate starts, and we keep the stagger it would have waited.
+ */
+static int
+after_direct(const struct ticket *t)
+{
+	int i;
+
+	for (i = 0; i < t->ntried; i++)
+		if (strcmp(t->tried[i], "dialdirect racing on") == 0)
+			return 1;
+	return 0;
+}
+
+/*
  * The handshake on the punched fd, in the part rvd gave us: the invitee
  * dials (its GO goes with the line when the session's commitment is
  * ours), the inviter answers. 0, or -1 with why; *go says a GO went.
@@ -48,7 +63,7 @@ main(int argc, char *argv[])
 	struct punch p;
 	char why[LINE_MAX_ / 2], emsg[256];
 	const char *name, *hopeless;
-	int ch, tsec = 0, early = 0, ms, fd, r, go;
+	int ch, tsec = 0, early = 0, ms, fd, r, go, handoff, fast;
 	long t0;
 
 	name = env_or("P2P_NAME", env_or("USER", "anonymous"));
@@ -86,18 +101,30 @@ main(int argc, char *argv[])
 		errx(EX_USAGE_, "%s", emsg);
 	if (t.id[0] == '\0' || t.rv[0] == '\0')
 		return ticket_pass(&t, "dialpunch", "no session to punch for");
-	/* Racing the next rung needs a catcher on $P2PFD, as in dialdirect. */
-	if (early && getenv("P2PFD") != NULL)
-		ticket_handoff(&t, "dialpunch");
+	/*
+	 * Racing the next rung needs a catcher on $P2PFD, as in dialdirect.
+	 * Behind dialdirect -e, which hands us the ticket as its last
+	 * candidate starts, the next rung starts the stagger later that it
+	 * would have waited (our own SYN leaves no sooner either).
+	 */
+	handoff = !early || getenv("P2PFD") == NULL ? -1 :
+	    after_direct(&t) ? dial_stagger_ms(t.rtt) : 0;
+	/*
+	 * The hold lets a direct dial that works win; where the punch won
+	 * last time (p2pcatch's record), none did: fire without it.
+	 */
+	if ((fast = early && cache_lastwon(t.peer, t.rv, "punch")))
+		vlog("%s went by punch last time: punching at once", t.peer);
 	t0 = now_ms();
 	/* The peer's rung may start a little after ours: wait for it. */
-	if (punch_meet(&p, &t, name, getenv("P2P_SECRET"), ms) == -1) {
+	if (punch_meet(&p, &t, name, getenv("P2P_SECRET"), ms, handoff,
+	    fast) == -1) {
 		warnx("%s", p.why);
 		return ticket_pass(&t, "dialpunch", p.why);
 	}
 	vlog("we are %s (mapped %s), %s is %s (mapped %s), rtt %d ms; "
-	    "firing in %d ms", p.local, p.mapped, t.peer, p.peerlocal, p.peer,
-	    p.rtt, p.wait);
+	    "firing in %d ms%s", p.local, p.mapped, t.peer, p.peerlocal, p.peer,
+	    p.rtt, p.wait, p.fast ? ", without the hold" : "");
 	if ((hopeless = punch_hopeless(&p)) != NULL) {
 		close(p.rvfd);
 		vlog("%s: not punching", hopeless);
@@ -118,7 +145,8 @@ main(int argc, char *argv[])
 		return ticket_pass(&t, "dialpunch", why);
 	}
 	vlog("connected to %s at %s", t.peer[0] ? t.peer : "peer", p.peer);
-	r = deliver(fd, &(struct conninfo){ "punch", t.peer, go }, argv,
+	r = deliver(fd, &(struct conninfo){ "punch", t.peer, go, t.id,
+	    t.token }, argv,
 	    SIDE_DIAL);
 	ticket_connected(&t, "dialpunch");
 	return r;

@@ -39,10 +39,11 @@ int
 main(int argc, char *argv[])
 {
 	struct ladder l;
-	char line[LINE_MAX_ + 1], sum[LINE_MAX_], *w[5];
+	char line[LINE_MAX_ + 1], copy[LINE_MAX_ + 1], sum[LINE_MAX_];
+	struct conninfo ci;
 	char *sh[] = { "/bin/sh", "-c", NULL, NULL };
-	const char *peer = NULL, *e;
-	int ch, passfd = 0, side = SIDE_DIAL, ms = 300000, fd, st, n;
+	const char *peer = NULL, *remote, *e;
+	int ch, passfd = 0, side = SIDE_DIAL, ms = 300000, fd, st;
 
 	opt_version(argc, argv);
 	while ((ch = getopt(argc, argv, "+FhlVn:P:t:v")) != -1) {
@@ -95,16 +96,19 @@ main(int argc, char *argv[])
 		return st == EX_CONNECTED || st == EX_NOTCONN ? EX_NOTCONN : st;
 	}
 	ladder_stop(&l);
-	/* "via remote peer", and "GO" when the handshake already took it. */
-	if ((n = line_words(line, w, 5)) != 3 && (n != 4 || strcmp(w[3], "GO")))
+	strlcpy(copy, line, sizeof(copy));
+	if (conninfo_parse(copy, &ci, &remote) == -1)
 		errx(EX_SYSTEM, "the ladder passed a connection without its line");
-	vlog("connected via %s to %s%s%s", w[0], w[1], strcmp(w[2], "-") ?
-	    " as " : "", strcmp(w[2], "-") ? w[2] : "");
+	vlog("connected via %s to %s%s%s", ci.via, remote, ci.peer ? " as " : "",
+	    ci.peer ? ci.peer : "");
+	/* The rung that won, for the next dial's rungs (cache_lastwon). */
+	if (side == SIDE_DIAL && ci.peer != NULL)
+		cache_won(ci.peer, getenv("P2P_RVD"), ci.via);
 	if (passfd) {
 		fd_keepalive(fd);
 		if (fd_send(1, fd, line) == -1)
 			err(EX_SYSTEM, "unable to pass the connection on stdout");
 		return EX_CONNECTED;
 	}
-	return deliver(fd, &(struct conninfo){ w[0], w[2], 0 }, argv + 1, side);
+	return deliver(fd, &ci, argv + 1, side);
 }

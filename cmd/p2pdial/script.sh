@@ -1,8 +1,9 @@
 #!/bin/sh
 # p2pdial: the default ladder, dialling side. Each rung reads the ticket the
-# rung before it failed on; p2pcatch takes the first connection any rung makes.
+# rung before it failed on; p2pcatch takes the first connection any rung makes
+# and hands it to p2pseal, which seals it end to end (unless -u or -F).
 usage() {
-	echo "usage: p2pdial [-FhVv] [-t SECONDS] PEER [PROG...]"
+	echo "usage: p2pdial [-FhSuVv] [-t SECONDS] PEER [PROG...]"
 }
 bad() {
 	echo "p2pdial: $*" >&2
@@ -32,11 +33,13 @@ hostport() {
 	esac
 }
 [ "${1:-}" = --version ] && set -- -V
-F= v=
-while getopts FhVvt: o; do
+F= v= S= seal=1
+while getopts FhSuVvt: o; do
 	case $o in
-	F) F=-F ;;
+	F) F=-F seal= ;;
 	h) usage; exit 0 ;;
+	S) S=-S ;;
+	u) seal= ;;
 	V) echo "p2pdial @VERSION@"; exit 0 ;;
 	v) v=-v ;;
 	t) seconds "$OPTARG" || bad "bad -t: $OPTARG (want seconds, e.g. 3)"
@@ -59,4 +62,11 @@ for w in $(printf '%s\n' "${P2P_RVD:-}" | tr , ' '); do
 done
 set +f
 ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect -e $v | dialpunch -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
+# The peer as known_peers names it: NAME@RVD, the rvd words joined by commas.
+if [ -n "$seal" ]; then
+	set -f
+	rv=$(echo ${P2P_RVD:--} | tr ' ' ,)
+	set +f
+	set -- p2pseal -n p2pdial -c $v $S "$peer@$rv" "$@"
+fi
 exec p2pcatch -n p2pdial $F $v -P "$peer" "$ladder" "$@"

@@ -1,14 +1,17 @@
 #!/bin/sh
 # p2plisten: the default answering side: rvlisten, with extra ports from
-# $P2P_PORTS (e.g. "443 80") so that peers behind port filters can reach us.
+# $P2P_PORTS (e.g. "443 80") so that peers behind port filters can reach us,
+# serving every connection through p2pseal (unless -u).
 usage() {
-	echo "usage: p2plisten [-hVv] NAME PROG [ARG...]"
+	echo "usage: p2plisten [-huVv] [-a AUTHORIZED] NAME PROG [ARG...]"
 }
 [ "${1:-}" = --version ] && set -- -V
-v=
-while getopts hVv o; do
+v= a= seal=1
+while getopts a:huVv o; do
 	case $o in
+	a) a=$OPTARG ;;
 	h) usage; exit 0 ;;
+	u) seal= ;;
 	V) echo "p2plisten @VERSION@"; exit 0 ;;
 	v) v=-v ;;
 	*) usage >&2; exit 100 ;;
@@ -20,4 +23,12 @@ ports=
 for p in ${P2P_PORTS:-}; do
 	ports="$ports -p $p"
 done
+if [ -n "$seal" ]; then
+	name=$1
+	shift
+	set -- "$name" p2pseal -s $v ${a:+-a "$a"} "$@"
+elif [ -n "$a" ]; then
+	echo "p2plisten: -a needs sealing: it cannot go with -u" >&2
+	exit 100
+fi
 exec rvlisten $v $ports "$@"

@@ -5,6 +5,8 @@
  * rules, and seals and opens what passes between them.
  */
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,9 +20,9 @@
 static void
 usage(void)
 {
-	usage_exit("usage: p2pseal -c [-hSVv] [-k KEYFILE] [-t SECONDS] "
-	    "PEER@RVD [PROG...]\n"
-	    "       p2pseal -s [-hVv] [-k KEYFILE] [-a AUTHORIZED] "
+	usage_exit("usage: p2pseal -c [-hSVv] [-k KEYFILE] [-n NAME] "
+	    "[-t SECONDS] PEER@RVD [PROG...]\n"
+	    "       p2pseal -s [-hSVv] [-a AUTHORIZED] [-k KEYFILE] [-n NAME] "
 	    "[-t SECONDS] PROG...\n");
 }
 
@@ -61,8 +63,8 @@ dial(struct noise *ns, const unsigned char s[NOISE_KEY], const char *peer,
 		if (known_add(known, peer, ns->rs) == -1)
 			err(EX_SYSTEM, "unable to pin %s in %s", peer, known);
 		key_fp(ns->rs, fp);
-		fprintf(stderr, "p2pseal: pinned %s, fingerprint %s, in %s\n",
-		    peer, fp, known);
+		fprintf(stderr, "%s: pinned %s, fingerprint %s, in %s\n",
+		    getprogname(), peer, fp, known);
 	}
 }
 
@@ -156,7 +158,7 @@ main(int argc, char *argv[])
 	pid_t prog = 0;
 
 	opt_version(argc, argv);
-	while ((ch = getopt(argc, argv, "+a:chk:SsVvt:")) != -1) {
+	while ((ch = getopt(argc, argv, "+a:chk:n:SsVvt:")) != -1) {
 		switch (ch) {
 		case 'a':
 			authorized = optarg;
@@ -166,6 +168,9 @@ main(int argc, char *argv[])
 			break;
 		case 'k':
 			keyflag = optarg;
+			break;
+		case 'n':
+			setprogname(optarg);
 			break;
 		case 'S':
 			strict = 1;
@@ -190,7 +195,7 @@ main(int argc, char *argv[])
 	argc -= optind;
 	argv += optind;
 	if (side == -1 || (side == SIDE_DIAL && (argc < 1 || authorized)) ||
-	    (side == SIDE_ANSWER && (argc < 1 || strict)))
+	    (side == SIDE_ANSWER && argc < 1))
 		usage();
 	if (side == SIDE_DIAL) {
 		peer = *argv++;
@@ -202,9 +207,27 @@ main(int argc, char *argv[])
 	netw = side == SIDE_DIAL ? 7 : 1;
 	if (!have_fds(netr, netw))
 		errx(EX_USAGE_, "no connection on fds %d and %d", netr, netw);
-	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Every write is a whole frame: Nagle would only hold the first data
+	 * behind the handshake's last message, a round trip (bench/seal).
+	 */
+	setsockopt(netw, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	ms = env_timeout_ms(tsec, 10);
-	key_load(key_path(keyflag, kbuf, sizeof(kbuf)), s, 1, "p2pseal");
+	unsetenv("P2PKEY_FP");
+	/*
+	 * A dialler that does not seal (ssh's ProxyUseFdpass, p2pdial -u) gets
+	 * PROG on the connection itself, unless we let in only sealed ones.
+	 */
+	if (side == SIDE_ANSWER && seal_peek(netr, ms) == 0) {
+		if (strict || authorized)
+			errx(EX_NOTCONN, "refused an unsealed dialler (-%s)",
+			    authorized ? "a" : "S");
+		vlog("an unsealed dialler: serving it plain");
+		execvp(argv[0], argv);
+		err(errno == ENOENT ? 127 : 126, "unable to run %s", argv[0]);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	key_load(key_path(keyflag, kbuf, sizeof(kbuf)), s, 1, getprogname());
 	if (side == SIDE_DIAL)
 		dial(&ns, s, peer, strict, ms);
 	else if (seal_answer(&ns, netr, netw, s, authorized, ms, why,

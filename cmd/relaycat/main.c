@@ -248,8 +248,8 @@ main(int argc, char *argv[])
 		if ((fd = relay_join(join, argv[0], ms, why, sizeof(why))) == -1)
 			errx(EX_NOTCONN, "%s", why);
 		vlog("joined relay session %s on %s", join, argv[0]);
-		return deliver(fd, &(struct conninfo){ "relay",
-		    getenv("P2PPEER"), 0 }, argv + 1, SIDE_ANSWER);
+		return deliver(fd, &(struct conninfo){ .via = "relay",
+		    .peer = getenv("P2PPEER"), .id = join }, argv + 1, SIDE_ANSWER);
 	}
 	fromticket = argc == 0 || strcmp(argv[0], "-") == 0;
 	memset(&t, 0, sizeof(t));
@@ -300,7 +300,8 @@ main(int argc, char *argv[])
 	if ((prepared || rsess_open(&rs, t.rv, relay, ms, why, sizeof(why)) == 0) &&
 	    (fd = rsess_invite(&rs, t.peer, ms, why, sizeof(why))) != -1) {
 		vlog("connected to %s through the relay", t.peer);
-		return deliver(fd, &(struct conninfo){ "relay", t.peer, 0 },
+		return deliver(fd, &(struct conninfo){ .via = "relay",
+		    .peer = t.peer, .id = rs.sid },
 		    argv + (argc > 0), SIDE_DIAL);
 	}
 	warnx("%s", why);

@@ -38,6 +38,7 @@
 #define SLOTS_EACH 4		/* ...of which one inviter may hold */
 #define SLOT_MS 3000		/* a dial budget (P2P_TIMEOUT's default) */
 #define ACK_MS 1000		/* a listener answers an INVITE within this */
+#define CLAIM_MS 2000		/* -o -r: a LISTEN waits this long for Redis */
 
 enum { ST_NEW, ST_HOLD, ST_ON, ST_LISTEN, ST_CLOSING, ST_DEAD };
 
@@ -64,6 +65,8 @@ struct conn {
 	TAILQ_ENTRY(conn) newq, srcq;	/* all such; those of our source */
 	long hold_until;	/* ST_HOLD: when the log-on is answered */
 	int hold_ok, hold_listen;
+	int claiming;		/* ST_HOLD: for Redis's verdict on the name */
+	long claimed_at;	/* -r: when its name was last claimed */
 	TAILQ_ENTRY(conn) holdq;
 	struct sessq slots;	/* a listener's dials in flight, oldest first */
 	int nslots;
@@ -83,6 +86,12 @@ struct sess {
 	unsigned long pserial[2];
 	char plocal[2][ADDR_STR];	/* ...and the local end it named */
 	int nopunch;		/* the invitee's ladder has ended (FAIL) */
+	int rside;		/* -r: the side at another front end, or -1 */
+	char rfe[CL_FE_HEX + 1];	/* ...that front end, once known */
+	int routed;		/* ...it has the invitation (SENT) */
+	int rpunch;		/* ...its party's PUNCH is in: */
+	char robs[ADDR_STR], rlocal[ADDR_STR];
+	int rrtt;
 	TAILQ_ENTRY(sess) ackq, slotq, lslot;
 	struct sess *next;
 };
@@ -130,6 +139,7 @@ static struct user *users;
 static int nusers, usersfd = -1, open_names;
 static const char *usersfile;
 static const char *relay = "-";	/* WELCOME's word: the -R list, or "-" */
+static const char *redis_url;	/* -r: front ends share names through it */
 static char relays[RV_RELAYS * (HOSTPORT_MAX + 1)];
 static int ep, lfd = -1, keepalive_ms = 30000;
 static long accept_resume;
@@ -142,6 +152,11 @@ static volatile sig_atomic_t stopping, reload;
 
 static void conn_close(struct conn *c, const char *why);
 static void conn_read(struct conn *c);
+static void listener_claim(struct conn *c);
+static int claim_hold(struct conn *c);
+static void invite_remote(struct conn *c, struct rvcmd *m);
+static void relay_remote(struct conn *c, struct rvcmd *m);
+static void punch_remote(struct sess *s, struct conn *c, int side);
 
 /* FNV-1a: short keys, spread well enough for a table this size. */
 static unsigned
@@ -267,6 +282,14 @@ conn_flush(struct conn *c)
 	}
 }
 
+/* c's "fd.serial": what names it to other front ends (-r). */
+static char *
+conn_id(struct conn *c, char *buf, size_t n)
+{
+	snprintf(buf, n, "%d.%lu", c->fd, c->serial);
+	return buf;
+}
+
 /* The listener that holds name, if any. */
 static struct conn *
 name_find(const char *name)
@@ -279,12 +302,15 @@ name_find(const char *name)
 	return NULL;
 }
 
-/* Let go of c's claim on its name. */
+/* Let go of c's claim on its name, here and (-r) in Redis. */
 static void
 name_drop(struct conn *c)
 {
 	struct conn **p;
+	char id[32];
 
+	if (c->claimed_at != 0 && cluster_up())
+		cluster_release(c->name, conn_id(c, id, sizeof(id)));
 	for (p = &names[hash(c->name)]; *p != NULL; p = &(*p)->next_name)
 		if (*p == c) {
 			*p = c->next_name;
@@ -696,6 +722,14 @@ users_open(const char **why)
 	return f;
 }
 
+/* Order users by name, for user_ok's binary search. */
+static int
+user_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct user *)a)->name,
+	    ((const struct user *)b)->name);
+}
+
 /* Load the users file: "name secret" lines; # comments. */
 static void
 users_load(void)
@@ -740,6 +774,8 @@ users_load(void)
 	fclose(f);
 	if (users == NULL && (users = calloc(1, sizeof(*users))) == NULL)
 		err(EX_SYSTEM, "calloc");
+	/* A log-on costs a lookup, not a scan of every user (bench/rvd). */
+	qsort(users, nusers, sizeof(*users), user_cmp);
 	logline("users: %d from %s", n, usersfile);
 }
 
@@ -747,16 +783,23 @@ users_load(void)
 static int
 user_ok(const char *name, const char *secret, int *known)
 {
-	int i, ok = 0;
+	int lo = 0, hi = nusers, mid, ok = 0;
 
 	*known = 0;
 	if (usersfile == NULL)
 		return 1;
-	for (i = 0; i < nusers; i++)
-		if (strcmp(users[i].name, name) == 0) {
-			*known = 1;
-			ok |= secret_equal(users[i].secret, secret ? secret : "");
-		}
+	/* The first line for name; a name may have several (any secret). */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(users[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < nusers && strcmp(users[lo].name, name) == 0; lo++) {
+		*known = 1;
+		ok |= secret_equal(users[lo].secret, secret ? secret : "");
+	}
 	return ok;
 }
 
@@ -796,6 +839,9 @@ logon_answer(struct conn *c, int ok, int listen)
 	logline("%s %s %s", listen ? "listen" : "logon", c->name, c->observed);
 	conn_send(c, "WELCOME %s %s%s", c->observed, relay,
 	    open_names ? " open" : "");
+	/* -r: the name is ours here; a users file's takes it everywhere. */
+	if (listen && c->claimed_at == 0 && c->state == ST_LISTEN)
+		listener_claim(c);
 }
 
 /*
@@ -830,6 +876,10 @@ do_logon(struct conn *c, struct rvcmd *m)
 		    c->observed);
 		return;
 	}
+	/* -o -r: the first holder anywhere keeps the name; Redis knows. */
+	if (ok && listen && open_names && name_find(c->name) == NULL &&
+	    claim_hold(c) == 0)
+		return;
 	logon_answer(c, ok, listen);
 }
 
@@ -848,6 +898,8 @@ hold_expire(void)
 		}
 		TAILQ_REMOVE(&holdq, c, holdq);
 		c->state = ST_NEW;
+		/* -r: Redis too slow for a verdict; answer alone. */
+		c->claiming = 0;
 		conn_events(c);
 		logon_answer(c, c->hold_ok, c->hold_listen);
 		if (c->state == ST_ON || c->state == ST_LISTEN)
@@ -923,10 +975,15 @@ do_invite(struct conn *c, struct rvcmd *m)
 		conn_send(c, "ERR %s too many sessions", m->id);
 		return;
 	}
+	if (name_find(m->name) == NULL && cluster_up()) {
+		invite_remote(c, m);
+		return;
+	}
 	if ((p = invitee(c, m)) == NULL)
 		return;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		err(EX_SYSTEM, "calloc");
+	s->rside = -1;
 	strlcpy(s->id, m->id, sizeof(s->id));
 	strlcpy(s->who, c->name, sizeof(s->who));
 	strlcpy(s->to, p->name, sizeof(s->to));
@@ -1002,6 +1059,15 @@ do_msg(struct conn *c, struct rvcmd *m)
 			conn_send(o, "ERR %s peer will not punch", s->id);
 		s->pfd[0] = -1;
 	}
+	if (s->rside == !side) {
+		words_join(m->words, m->nwords, words, sizeof(words));
+		vlog("msg %s %s -> %s at %s: %s", s->id, c->name,
+		    side ? s->who : s->to, s->rfe, m->words[0]);
+		if (s->rfe[0] == '\0' || cluster_publish(s->rfe, "MSG %s %s %s",
+		    cluster_id(), s->id, words) == -1)
+			conn_send(c, "ERR %s peer gone", m->id);
+		return;
+	}
 	if ((o = sess_party(s, !side)) == NULL) {
 		conn_send(c, "ERR %s peer gone", m->id);
 		return;
@@ -1021,6 +1087,10 @@ do_relay(struct conn *c, struct rvcmd *m)
 {
 	struct conn *p;
 
+	if (name_find(m->name) == NULL && cluster_up()) {
+		relay_remote(c, m);
+		return;
+	}
 	if ((p = invitee(c, m)) == NULL)
 		return;
 	logline("relay %s -> %s via %s", c->name, p->name, m->relay);
@@ -1073,6 +1143,10 @@ do_punch(struct conn *c, struct rvcmd *m)
 	s->pfd[side] = c->fd;
 	s->pserial[side] = c->serial;
 	strlcpy(s->plocal[side], m->addrs[0], sizeof(s->plocal[side]));
+	if (s->rside == !side) {
+		punch_remote(s, c, side);
+		return;
+	}
 	p[0] = conn_at(s->pfd[0], s->pserial[0]);
 	p[1] = conn_at(s->pfd[1], s->pserial[1]);
 	if (p[0] == NULL || p[1] == NULL) {
@@ -1107,6 +1181,481 @@ do_addr(struct conn *c, struct rvcmd *m)
 	free(c->addrs);
 	c->addrs = buf[0] != '\0' ? strdup(buf) : NULL;
 	vlog("addr %s: %s", c->name, buf);
+}
+
+/*
+ * -r: what Redis says of the name c claimed (its request q): 1 ours, 0
+ * kept at another front end, -1 Redis away. A held LISTEN (-o) is answered
+ * now; a listener that has lost its name since is closed.
+ */
+static void
+claim_done(struct cl_req *q, int res, const char *fe)
+{
+	struct conn *c = conn_at(q->fd, q->serial);
+
+	if (c == NULL || strcmp(c->name, q->name) != 0)
+		return;
+	if (c->state == ST_HOLD && c->claiming && res == -1) {
+		/* Redis went: answer alone, from the loop (not inside a read). */
+		c->hold_until = 0;
+		return;
+	}
+	if (c->state == ST_HOLD && c->claiming) {
+		TAILQ_REMOVE(&holdq, c, holdq);
+		c->claiming = 0;
+		c->state = ST_NEW;
+		conn_events(c);
+		if (res == 0) {
+			lograte(LG_INUSE, "refused %s %s: name in use at another "
+			    "front end", c->name, c->observed);
+			c->name[0] = '\0';
+			conn_refuse(c, "name in use");
+			return;
+		}
+		logon_answer(c, 1, 1);
+		if (c->state == ST_LISTEN)
+			conn_read(c);
+		return;
+	}
+	if (res != 0 || c->state != ST_LISTEN)
+		return;
+	/* Taken elsewhere, newer (users file) or first (-o, after a split). */
+	conn_send(c, usersfile ? "ERR - replaced by a newer log-on" :
+	    "ERR - name in use");
+	conn_close(c, usersfile ? "replaced" : "name in use at another front end");
+}
+
+/* -r: claim (or refresh) listener c's name in Redis. */
+static void
+listener_claim(struct conn *c)
+{
+	char id[32];
+
+	if (!cluster_up())
+		return;
+	c->claimed_at = now_ms();
+	cluster_claim(c->name, conn_id(c, id, sizeof(id)),
+	    usersfile != NULL && !c->claiming,
+	    cl_req_new(claim_done, c->fd, c->serial, NULL, c->name));
+}
+
+/*
+ * -o -r: hold c's LISTEN until Redis says whether another front end has
+ * the name (or for CLAIM_MS at most); -1 when Redis is away.
+ */
+static int
+claim_hold(struct conn *c)
+{
+	if (!cluster_up())
+		return -1;
+	new_leave(c);
+	c->state = ST_HOLD;
+	c->hold_until = now_ms() + CLAIM_MS;
+	c->hold_ok = c->hold_listen = 1;
+	c->claiming = 1;
+	TAILQ_INSERT_TAIL(&holdq, c, holdq);
+	conn_events(c);
+	listener_claim(c);
+	return 0;
+}
+
+/* Redis is (back) up: claim every name held here, as the first time. */
+static void
+cluster_on_up(void)
+{
+	int i, n = 0;
+
+	for (i = 0; i < maxfd; i++)
+		if (conns[i] != NULL && conns[i]->state == ST_LISTEN) {
+			listener_claim(conns[i]);
+			n++;
+		}
+	if (n > 0)
+		logline("redis: claimed %d names again", n);
+}
+
+/* Put s in the session table. */
+static void
+sess_add(struct sess *s)
+{
+	unsigned h = hash(s->id);
+
+	s->next = sessions[h];
+	sessions[h] = s;
+	nsessions++;
+}
+
+/* Take s out of the session table and free it. */
+static void
+sess_unlink(struct sess *s)
+{
+	struct sess **p;
+
+	for (p = &sessions[hash(s->id)]; *p != NULL; p = &(*p)->next)
+		if (*p == s) {
+			sess_free(p);
+			return;
+		}
+}
+
+/* A new session of inviter c with id, for peer `to`, its sides unset. */
+static struct sess *
+sess_new(const char *id, const char *who, const char *to)
+{
+	struct sess *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		err(EX_SYSTEM, "calloc");
+	strlcpy(s->id, id, sizeof(s->id));
+	strlcpy(s->who, who, sizeof(s->who));
+	strlcpy(s->to, to, sizeof(s->to));
+	s->pfd[0] = s->pfd[1] = s->fd[0] = s->fd[1] = -1;
+	s->t0 = now_ms();
+	s->expires = s->t0 + SESS_TTL;
+	return s;
+}
+
+/* -r: the session id of q's INVITE: it reached a front end, or nobody. */
+static void
+route_done(struct cl_req *q, int res, const char *fe)
+{
+	struct conn *c = conn_at(q->fd, q->serial);
+	struct sess *s = sess_find(q->id);
+
+	if (s == NULL || s->rside != 1 || sess_party(s, 0) != c)
+		return;
+	if (res == 1 && fe != NULL && hex_valid(fe, CL_FE_HEX)) {
+		if (s->rfe[0] == '\0')
+			strlcpy(s->rfe, fe, sizeof(s->rfe));
+		return;
+	}
+	if (s->routed)
+		return;
+	lograte(LG_NOTON, "invite %s -> %s: not logged on", q->name[0] ?
+	    s->who : "-", q->name);
+	if (c != NULL)
+		conn_send(c, "ERR %s not logged on: %s", q->id, q->name);
+	sess_unlink(s);
+}
+
+/*
+ * -r: INVITE for a peer not logged on here: pass it through Redis to the
+ * front end where it is; that one answers SENT, or ERR.
+ */
+static void
+invite_remote(struct conn *c, struct rvcmd *m)
+{
+	char addrs[LINE_MAX_ + 1], msg[2 * LINE_MAX_];
+	struct sess *s;
+
+	if (!who_rate(c->name)) {
+		lograte(LG_RATE, "refused invite %s -> %s: too many requests",
+		    c->name, m->name);
+		conn_send(c, "ERR %s too many requests; try later", m->id);
+		return;
+	}
+	s = sess_new(m->id, c->name, m->name);
+	s->rside = 1;
+	s->fd[0] = c->fd;
+	s->serial[0] = c->serial;
+	sess_add(s);
+	c->nsess++;
+	logline("invite %s -> %s %s via redis", c->name, m->name, s->id);
+	with_observed(c, m->addrs, m->naddr, addrs, sizeof(addrs));
+	snprintf(msg, sizeof(msg), "INVITE %s %s %s %s %s%s%s", cluster_id(),
+	    c->name, m->name, s->id, m->token, addrs[0] ? " " : "", addrs);
+	cluster_route(m->name, msg, cl_req_new(route_done, c->fd, c->serial,
+	    s->id, m->name));
+}
+
+/* -r: a RELAY that found no front end with its peer (q->id the sid). */
+static void
+relay_done(struct cl_req *q, int res, const char *fe)
+{
+	struct conn *c = conn_at(q->fd, q->serial);
+
+	if (res == 1 || c == NULL)
+		return;
+	lograte(LG_NOTON, "relay %s -> %s: not logged on", c->name, q->name);
+	conn_send(c, "ERR %s not logged on: %s", q->id, q->name);
+}
+
+/* -r: RELAY for a peer not logged on here; its front end answers (TELL). */
+static void
+relay_remote(struct conn *c, struct rvcmd *m)
+{
+	char msg[2 * LINE_MAX_], id[32];
+
+	if (!who_rate(c->name)) {
+		lograte(LG_RATE, "refused relay %s -> %s: too many requests",
+		    c->name, m->name);
+		conn_send(c, "ERR %s too many requests; try later", m->id);
+		return;
+	}
+	logline("relay %s -> %s via %s via redis", c->name, m->name, m->relay);
+	snprintf(msg, sizeof(msg), "RELAY %s %s %s %s %s %s", cluster_id(),
+	    conn_id(c, id, sizeof(id)), c->name, m->name, m->id, m->relay);
+	cluster_route(m->name, msg, cl_req_new(relay_done, c->fd, c->serial,
+	    m->id, m->name));
+}
+
+/* -r: both PUNCHes of s are in, ours from c on side: answer ours. */
+static void
+punch_pair(struct sess *s, struct conn *c, int side)
+{
+	int r = fd_rtt_ms(c->fd);
+
+	conn_send(c, "PUNCH %s %s %s %d %s", s->id, s->robs, s->rlocal,
+	    s->rrtt > r ? (s->rrtt - r) / 2 : 0, side == 1 ? "dial" : "answer");
+	logline("punch %s %s <-> %s %s via redis", s->who, side == 0 ?
+	    c->observed : s->robs, s->to, side == 1 ? c->observed : s->robs);
+	s->pfd[side] = -1;
+	s->rpunch = 0;
+}
+
+/*
+ * -r: a PUNCH from c, whose party is at another front end: tell that one
+ * where we see c, and answer c once its party's is in.
+ */
+static void
+punch_remote(struct sess *s, struct conn *c, int side)
+{
+	if (s->rfe[0] == '\0' || cluster_publish(s->rfe, "PUNCH %s %s %s %s %d",
+	    cluster_id(), s->id, c->observed, s->plocal[side],
+	    fd_rtt_ms(c->fd)) == -1) {
+		conn_send(c, "ERR %s peer gone", s->id);
+		s->pfd[side] = -1;
+		return;
+	}
+	if (s->rpunch)
+		punch_pair(s, c, side);
+	else
+		vlog("punch %s %s: waiting for its peer", s->id, c->name);
+}
+
+/* -r: the session m names, mirrored here for its party at m's front end. */
+static struct sess *
+rx_sess(struct clmsg *m)
+{
+	struct sess *s = sess_find(m->id);
+
+	if (s == NULL || s->rside == -1)
+		return NULL;
+	if (s->rfe[0] == '\0' && s->rside == 1)
+		strlcpy(s->rfe, m->fe, sizeof(s->rfe));
+	return strcmp(s->rfe, m->fe) == 0 ? s : NULL;
+}
+
+/* -r: an invitation from another front end, for our listener m->to. */
+static void
+rx_invite(struct clmsg *m)
+{
+	char addrs[LINE_MAX_ + 1];
+	struct conn *p = name_find(m->to);
+	struct sess *s;
+	int rtt;
+
+	if (p == NULL) {
+		cluster_publish(m->fe, "ERR %s %s not logged on: %s",
+		    cluster_id(), m->id, m->to);
+		return;
+	}
+	if (sess_find(m->id) != NULL) {
+		cluster_publish(m->fe, "ERR %s %s session exists", cluster_id(),
+		    m->id);
+		return;
+	}
+	s = sess_new(m->id, m->from, p->name);
+	s->rside = 0;
+	strlcpy(s->rfe, m->fe, sizeof(s->rfe));
+	s->fd[1] = p->fd;
+	s->serial[1] = p->serial;
+	if (slot_take(p, s) == -1) {
+		lograte(LG_BUSY, "refused invite %s -> %s: %d dials in flight",
+		    s->who, p->name, slot_count(p, s->who));
+		cluster_publish(m->fe, "ERR %s %s too many invitations to %s; "
+		    "try later", cluster_id(), m->id, p->name);
+		free(s);
+		return;
+	}
+	rtt = fd_rtt_ms(p->fd);
+	s->ack_by = s->t0 + (2 * rtt > ACK_MS ? 2 * rtt : ACK_MS);
+	TAILQ_INSERT_TAIL(&ackq, s, ackq);
+	s->acking = 1;
+	sess_add(s);
+	logline("invite %s -> %s %s from %s", s->who, p->name, s->id, m->fe);
+	cluster_publish(m->fe, "SENT %s %s%s%s", cluster_id(), s->id,
+	    p->addrs ? " " : "", p->addrs ? p->addrs : "");
+	words_join(m->words, m->nwords, addrs, sizeof(addrs));
+	conn_send(p, "INVITE %s %s %s%s%s", s->who, s->id, m->token,
+	    addrs[0] ? " " : "", addrs);
+}
+
+/* -r: our inviter's INVITE reached its listener: SENT, and its candidates. */
+static void
+rx_sent(struct clmsg *m)
+{
+	char words[LINE_MAX_ + 1];
+	struct sess *s = rx_sess(m);
+	struct conn *a;
+
+	if (s == NULL || s->rside != 1 || s->routed)
+		return;
+	s->routed = 1;
+	if ((a = sess_party(s, 0)) == NULL)
+		return;
+	words_join(m->words, m->nwords, words, sizeof(words));
+	conn_send(a, "SENT %s%s%s", s->id, words[0] ? " " : "", words);
+}
+
+/* -r: an error for our party of a session; an INVITE refused ends it. */
+static void
+rx_err(struct clmsg *m)
+{
+	char words[LINE_MAX_ + 1];
+	struct sess *s = rx_sess(m);
+	struct conn *o;
+
+	if (s == NULL)
+		return;
+	if ((o = sess_party(s, !s->rside)) != NULL) {
+		words_join(m->words, m->nwords, words, sizeof(words));
+		conn_send(o, "ERR %s %s", s->id, words);
+	}
+	if (s->rside == 1 && !s->routed)
+		sess_unlink(s);
+}
+
+/* -r: a session's message from the party at another front end. */
+static void
+rx_msg(struct clmsg *m)
+{
+	char words[LINE_MAX_ + 1];
+	struct sess *s = rx_sess(m);
+	struct conn *o;
+
+	if (s == NULL)
+		return;
+	if (s->rside == 1 && strcmp(m->words[0], "FAIL") == 0) {
+		/* The invitee's ladder is over: our inviter's punch waits for
+		 * nothing. */
+		s->nopunch = 1;
+		if ((o = conn_at(s->pfd[0], s->pserial[0])) != NULL)
+			conn_send(o, "ERR %s peer will not punch", s->id);
+		s->pfd[0] = -1;
+	}
+	if ((o = sess_party(s, !s->rside)) == NULL) {
+		cluster_publish(m->fe, "ERR %s %s peer gone", cluster_id(), s->id);
+		return;
+	}
+	words_join(m->words, m->nwords, words, sizeof(words));
+	vlog("msg %s from %s -> %s: %s", s->id, m->fe, o->name, m->words[0]);
+	conn_send(o, "MSG %s %s", s->id, words);
+}
+
+/* -r: a relay request from another front end, for our listener m->to. */
+static void
+rx_relay(struct clmsg *m)
+{
+	struct conn *p = name_find(m->to);
+
+	if (p == NULL) {
+		cluster_publish(m->fe, "TELL %s %s ERR %s not logged on: %s",
+		    cluster_id(), m->conn, m->id, m->to);
+		return;
+	}
+	logline("relay %s -> %s via %s from %s", m->from, p->name, m->relay,
+	    m->fe);
+	conn_send(p, "RELAY %s %s %s", m->from, m->id, m->relay);
+	cluster_publish(m->fe, "TELL %s %s SENT %s", cluster_id(), m->conn,
+	    m->id);
+}
+
+/* -r: a line another front end has for our connection m->conn. */
+static void
+rx_tell(struct clmsg *m)
+{
+	char words[LINE_MAX_ + 1];
+	unsigned long serial;
+	struct conn *c;
+	int fd;
+
+	if (sscanf(m->conn, "%d.%lu", &fd, &serial) != 2 ||
+	    (c = conn_at(fd, serial)) == NULL ||
+	    (c->state != ST_ON && c->state != ST_LISTEN))
+		return;
+	conn_send(c, "%s", words_join(m->words, m->nwords, words,
+	    sizeof(words)));
+}
+
+/* -r: our listener m->to has logged on again elsewhere (users file). */
+static void
+rx_kick(struct clmsg *m)
+{
+	struct conn *c = name_find(m->to);
+	char id[32];
+
+	if (c == NULL || strcmp(conn_id(c, id, sizeof(id)), m->conn) != 0)
+		return;
+	conn_send(c, "ERR - replaced by a newer log-on");
+	conn_close(c, "replaced");
+}
+
+/* -r: the PUNCH of a session's party at another front end. */
+static void
+rx_punch(struct clmsg *m)
+{
+	struct sess *s = rx_sess(m);
+	struct conn *p;
+	int side;
+
+	if (s == NULL)
+		return;
+	side = !s->rside;
+	strlcpy(s->robs, m->observed, sizeof(s->robs));
+	strlcpy(s->rlocal, m->local, sizeof(s->rlocal));
+	s->rrtt = m->rtt;
+	s->rpunch = 1;
+	if ((p = conn_at(s->pfd[side], s->pserial[side])) != NULL)
+		punch_pair(s, p, side);
+}
+
+/* -r: one message from another front end; what does not parse is dropped. */
+static void
+cluster_message(char *msg)
+{
+	struct clmsg m;
+
+	if (cluster_parse(msg, &m) == -1) {
+		lograte(LG_BAD, "redis: dropped a message that does not parse");
+		return;
+	}
+	switch (m.kind) {
+	case CL_INVITE:
+		rx_invite(&m);
+		break;
+	case CL_SENT:
+		rx_sent(&m);
+		break;
+	case CL_ERR:
+		rx_err(&m);
+		break;
+	case CL_MSG:
+		rx_msg(&m);
+		break;
+	case CL_RELAY:
+		rx_relay(&m);
+		break;
+	case CL_TELL:
+		rx_tell(&m);
+		break;
+	case CL_KICK:
+		rx_kick(&m);
+		break;
+	case CL_PUNCH:
+		rx_punch(&m);
+		break;
+	}
 }
 
 /* Act on one complete line from c. */
@@ -1349,6 +1898,9 @@ ack_expire(void)
 		    s->id);
 		if (a != NULL)
 			conn_send(a, "ERR %s peer not answering", s->id);
+		else if (s->rside == 0)
+			cluster_publish(s->rfe, "ERR %s %s peer not answering",
+			    cluster_id(), s->id);
 		conn_close(p, "not answering");
 	}
 	while ((s = TAILQ_FIRST(&slotq)) != NULL && now - s->t0 >= SLOT_MS)
@@ -1382,6 +1934,10 @@ sweep(void)
 			c->pinged = 1;
 			conn_send(c, "PING");
 		}
+		/* -r: a listener's name, refreshed before its key expires. */
+		if (c->state == ST_LISTEN && redis_url != NULL &&
+		    now - c->claimed_at >= CL_REFRESH_MS)
+			listener_claim(c);
 	}
 	source_sweep();
 	who_sweep();
@@ -1406,6 +1962,8 @@ on_event(struct epoll_event *e)
 			conn_accept();
 		return;
 	}
+	if (redis_url != NULL && cluster_event(e->data.ptr, e->events))
+		return;
 	if (c->state == ST_DEAD)
 		return;
 	if (c->state == ST_HOLD) {
@@ -1425,6 +1983,7 @@ next_timeout(long now, long lastsweep)
 {
 	long t = lastsweep + 1000;
 	struct conn *c;
+	int r;
 
 	if (accept_resume != 0 && accept_resume < t)
 		t = accept_resume;
@@ -1435,6 +1994,8 @@ next_timeout(long now, long lastsweep)
 		t = TAILQ_FIRST(&ackq)->ack_by;
 	if (!TAILQ_EMPTY(&slotq) && TAILQ_FIRST(&slotq)->t0 + SLOT_MS < t)
 		t = TAILQ_FIRST(&slotq)->t0 + SLOT_MS;
+	if (redis_url != NULL && (r = cluster_timeout(now)) >= 0 && now + r < t)
+		t = now + r;
 	return t <= now ? 0 : (int)(t - now);
 }
 
@@ -1451,7 +2012,8 @@ static void
 usage(int help)
 {
 	fprintf(help ? stdout : stderr, "usage: rvd [-hoVv] [-c PERSOURCE] [-d FD] "
-	    "[-k SECONDS] [-R RELAY]... [-U USER] [-u USERS] [ADDR:]PORT\n");
+	    "[-k SECONDS] [-R RELAY]... [-r redis://HOST:PORT] [-U USER] "
+	    "[-u USERS] [ADDR:]PORT\n");
 	exit(help ? 0 : EX_USAGE_);
 }
 
@@ -1497,7 +2059,7 @@ main(int argc, char *argv[])
 		if (strcmp(argv[i], "--help") == 0)
 			usage(1);
 	opt_version(argc, argv);
-	while ((ch = getopt(argc, argv, "c:d:hk:oR:U:u:Vv")) != -1) {
+	while ((ch = getopt(argc, argv, "c:d:hk:oR:r:U:u:Vv")) != -1) {
 		switch (ch) {
 		case 'c':
 			per_source = strtonum(optarg, 1, 1 << 20, &e);
@@ -1525,6 +2087,9 @@ main(int argc, char *argv[])
 			break;
 		case 'R':
 			relay_add(optarg);
+			break;
+		case 'r':
+			redis_url = optarg;
 			break;
 		case 'u':
 			usersfile = optarg;
@@ -1563,6 +2128,16 @@ main(int argc, char *argv[])
 	    .events = EPOLLIN, .data.ptr = NULL });
 	logline("listening on %s, relay %s%s", argv[optind], relay,
 	    usersfile ? "" : "; no users file: any free name may be taken");
+	if (redis_url != NULL) {
+		char why[LINE_MAX_];
+
+		if (cluster_start(redis_url, ep, &(struct cluster_hooks){
+		    .message = cluster_message, .up = cluster_on_up },
+		    why, sizeof(why)) == -1)
+			errx(EX_USAGE_, "%s", why);
+		logline("redis: front end %s, sharing names through %s",
+		    cluster_id(), redis_url);
+	}
 	if (notify >= 0) {
 		if (write(notify, "\n", 1) != 1)
 			warn("readiness fd %d", notify);
@@ -1597,12 +2172,15 @@ main(int argc, char *argv[])
 		}
 		hold_expire();
 		ack_expire();
+		if (redis_url != NULL)
+			cluster_tick();
 		if (now_ms() - lastsweep >= 1000) {
 			lastsweep = now_ms();
 			sweep();
 		}
 		grave_empty();
 	}
+	cluster_stop();
 	logline("stopped");
 	return 0;
 }

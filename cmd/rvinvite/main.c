@@ -16,6 +16,9 @@
 #include "p2p.h"
 
 #define MAPWAIT_MS 100		/* longest a mapping may hold the invitation */
+/* Racing: how long the relay waits for a gateway to answer at all, well
+   within the budget of the out rungs that it waits for anyway. */
+#define MAPHOLD_MS 200
 
 static void
 usage(void)
@@ -92,6 +95,24 @@ listen_fresh(int *port)
 
 static int closed;		/* our stdout: nothing more for the next rung */
 
+static int mapfd = -1;		/* the mapper's news (portmap_start) */
+static long map_start;		/* when we asked */
+static int map_invited;		/* the invitation carried the mapping */
+static int map_late;		/* the peer was told of it later (late_map) */
+static int holding;		/* our late block waits for the peer's dial to it */
+
+/*
+ * Racing, whether the relay should wait for our mapping: one may still
+ * come (a gateway answered, or it is early yet), or it came after the
+ * invitation and the peer's listener is dialling it (p2p(7) "Port mapping").
+ */
+static int
+map_hold(void)
+{
+	return mapfd != -1 && !map_invited && (map_late || portmap_pending() ||
+	    now_ms() < map_start + MAPHOLD_MS);
+}
+
 /*
  * Pass the ticket on (only our tried line when it went on early), and
  * let the next rung know that no more is coming.
@@ -136,6 +157,13 @@ got_cands(struct ticket *t, char **w, int n, int early)
 		return;
 	if (!t->handed) {
 		vlog("racing %s: passing its candidates on", t->peer);
+		if (map_hold()) {
+			/* The mark: our block ends when the mapping cannot help. */
+			ticket_handoff(t, "rvinvite");
+			fflush(stdout);
+			holding = 1;
+			return;
+		}
 		pass_on(t, "racing the peer's dial");
 		return;
 	}
@@ -144,9 +172,33 @@ got_cands(struct ticket *t, char **w, int n, int early)
 		printf("addr %s\n", t->addr[i]);
 	for (i = p0; i < t->nport; i++)
 		printf("port %d\n", t->port[i]);
+	if (map_hold()) {
+		fflush(stdout);
+		holding = 1;
+		return;
+	}
 	printf("tried rvinvite racing the peer's dial\n\n");
 	fclose(stdout);
 	closed = 1;
+}
+
+/*
+ * The gateway mapped our port after the invitation went (UPnP's discovery
+ * is slow): name the mapping to the peer, whose listener dials it too.
+ */
+static void
+late_map(struct rv *rv, const struct ticket *t)
+{
+	char words[LINE_MAX_] = "";
+
+	/* Through a proxy, rvd sees the proxy: no address of ours. */
+	portmap_cands(strncmp(rv->via, "proxy", 5) == 0 ? NULL : rv->observed,
+	    words, sizeof(words));
+	if (words[0] == '\0')
+		return;
+	vlog("our port was mapped late: naming%s to %s", words, t->peer);
+	if (rv_send(rv, "MSG %s CAND%s", t->id, words) == 0)
+		map_late = 1;
 }
 
 int
@@ -154,7 +206,7 @@ main(int argc, char *argv[])
 {
 	struct ticket t;
 	struct rv rv;
-	struct pollfd p[2];
+	struct pollfd p[3];
 	char cand[TICKET_ADDRS][ADDR_STR], line[LINE_MAX_ + 1], *w[40];
 	char invite[LINE_MAX_ + 1], msg[LINE_MAX_ + 1];
 	const char *rvaddr, *name, *secret, *why = "timeout";
@@ -220,9 +272,16 @@ main(int argc, char *argv[])
 		strlcat(invite, " ", sizeof(invite));
 		strlcat(invite, cand[i], sizeof(invite));
 	}
-	/* The gateway's mapping of our port, if it answers within a round trip. */
-	if (portmap_start(port, 0) == 0 && portmap_wait(MAPWAIT_MS))
+	/*
+	 * The gateway's mapping of our port, if it answers within a round
+	 * trip; one that comes later follows the invitation (late_map).
+	 */
+	map_start = now_ms();
+	if ((mapfd = portmap_start(port, 0)) != -1 && portmap_wait(MAPWAIT_MS)) {
 		portmap_cands(NULL, invite, sizeof(invite));
+		map_invited = 1;
+	}
+	(void)portmap_poll();	/* what it said so far is in the invitation */
 	/* The peer's candidates of last time race the invitation itself. */
 	if (early && (n = cache_load(&t)) > 0) {
 		vlog("racing %s: passing its %d cached candidates on", t.peer, n);
@@ -263,8 +322,17 @@ main(int argc, char *argv[])
 		p[0].events = POLLIN;
 		p[1].fd = lfd;
 		p[1].events = POLLIN;
-		if (rv.lb.len == 0 && poll(p, 2, (int)left) <= 0)
+		p[2].fd = mapfd;
+		p[2].events = POLLIN;
+		/* The relay has waited for our mapping long enough: let it go. */
+		if (holding && !closed && !map_hold())
+			pass_on(&t, "racing the peer's dial");
+		if (holding && !closed && left > 50)
+			left = 50;
+		if (rv.lb.len == 0 && poll(p, 3, (int)left) <= 0)
 			continue;
+		if (portmap_poll())
+			late_map(&rv, &t);
 		if (rv.lb.len == 0 && (p[1].revents & POLLIN)) {
 			fd = take_dialer(lfd, &t, ms);
 			continue;
@@ -305,7 +373,8 @@ main(int argc, char *argv[])
 	close(lfd);
 	if (fd != -1) {
 		close(rv.fd);
-		n = deliver(fd, &(struct conninfo){ "in", t.peer, 0 }, argv + 1,
+		n = deliver(fd, &(struct conninfo){ "in", t.peer, 0, t.id,
+		    t.token }, argv + 1,
 		    SIDE_DIAL);
 		if (!closed)
 			ticket_connected(&t, "rvinvite");

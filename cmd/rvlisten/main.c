@@ -22,8 +22,9 @@
 #define HS_MS 3000
 #define RETRY_MAX_MS 1200	/* longest wait between log-on attempts */
 /* Polled at most: rvd, the listeners, two per dialer (a held one: its
-   socket and its session's commitment) and two per ladder. */
-#define NWATCH (1 + MAXPORTS + 1 + 2 * MAXHS + 2 * MAXSESS)
+   socket and its session's commitment), two per ladder (a session may
+   have a late one too), the mapper. */
+#define NWATCH (1 + MAXPORTS + 1 + 2 * MAXHS + 4 * MAXSESS + 1)
 
 /*
  * The answering ladder: each rung reads the ticket the one before failed
@@ -48,6 +49,10 @@ struct sess {
 	int commit;		/* who may take a connection (commit.c), or -1 */
 	struct ladder l;
 	int running;
+	/* The inviter's late candidates (its mapping), dialled beside l. */
+	struct ladder ll;
+	int lrunning;
+	int lated;		/* an inviter gets one late dial */
 };
 
 struct hs {
@@ -73,6 +78,7 @@ static long wake_at;		/* when the poll must wake, at the latest */
 static int hold_ms = 500;	/* how long a dial may precede its invitation */
 static volatile sig_atomic_t stopping;
 static int nomap;		/* -M: ask the gateway for no mapping */
+static int mapfd = -1;		/* the mapper's news: polled, read in tick() */
 
 static void
 usage(void)
@@ -81,14 +87,17 @@ usage(void)
 	    "NAME PROG [ARG...]\n");
 }
 
-/* Serve fd with a fresh PROG, inetd style; the child owns fd from here. */
+/*
+ * Serve fd, a connection of session s, with a fresh PROG, inetd style; the
+ * child owns fd from here.
+ */
 static void
-serve(int fd, const char *via, const char *peer)
+serve(int fd, const char *via, const struct sess *s)
 {
 	char remote[ADDR_STR];
 	pid_t pid;
 
-	logline("connected %s via %s %s", peer, via,
+	logline("connected %s via %s %s", s->peer, via,
 	    fd_peername(fd, remote, sizeof(remote)));
 	if ((pid = fork()) == -1) {
 		warn("fork");
@@ -96,8 +105,8 @@ serve(int fd, const char *via, const char *peer)
 		unsetenv("P2PFD");
 		unsetenv("P2P_V");
 		signal(SIGPIPE, SIG_DFL);
-		_exit(deliver(fd, &(struct conninfo){ via, peer, 0 }, prog,
-		    SIDE_ANSWER));
+		_exit(deliver(fd, &(struct conninfo){ via, s->peer, 0, s->id,
+		    s->token }, prog, SIDE_ANSWER));
 	}
 	close(fd);
 }
@@ -114,17 +123,25 @@ sess_find(const char *id)
 	return NULL;
 }
 
-/* Stop a session's ladder, if it still runs; the reaper collects it. */
+/* Stop ladder l, if it still runs; the reaper collects it. */
+static void
+ladder_kill(struct ladder *l, int *running)
+{
+	if (!*running)
+		return;
+	kill(-l->pid, SIGTERM);
+	close(l->sock);
+	if (l->out != -1)
+		close(l->out);
+	*running = 0;
+}
+
+/* Stop a session's ladders. */
 static void
 ladder_end(struct sess *s)
 {
-	if (!s->running)
-		return;
-	kill(-s->l.pid, SIGTERM);
-	close(s->l.sock);
-	if (s->l.out != -1)
-		close(s->l.out);
-	s->running = 0;
+	ladder_kill(&s->l, &s->running);
+	ladder_kill(&s->ll, &s->lrunning);
 }
 
 /* Forget a session: its ladder, its commitment, its slot. */
@@ -214,17 +231,48 @@ invite_cands(struct ticket *t, const char *peer, char **w, int n)
 		    "(%s: %s)", peer, skipped, first, firstwhy);
 }
 
+/*
+ * Run the ladder argv for session s on a ticket to the inviter's
+ * candidates w[0..n): its ladder, or with late its late one.
+ */
+static void
+sess_dial(struct sess *s, char *const argv[], char **w, int n, int late)
+{
+	struct ticket t;
+	char *ticket = NULL;
+	size_t tl = 0;
+	FILE *f;
+
+	memset(&t, 0, sizeof(t));
+	strlcpy(t.peer, s->peer, sizeof(t.peer));
+	strlcpy(t.rv, rvaddr, sizeof(t.rv));
+	for (t.nrelay = 0; t.nrelay < rv.nrelay; t.nrelay++)
+		strlcpy(t.relay[t.nrelay], rv.relay[t.nrelay], sizeof(t.relay[0]));
+	strlcpy(t.id, s->id, sizeof(t.id));
+	strlcpy(t.token, s->token, sizeof(t.token));
+	t.rtt = fd_rtt_ms(rv.fd);
+	invite_cands(&t, s->peer, w, n);
+	if ((f = open_memstream(&ticket, &tl)) == NULL ||
+	    ticket_write(f, &t) == -1 || fclose(f) == EOF)
+		err(EX_SYSTEM, "ticket");
+	if (ladder_start(late ? &s->ll : &s->l, argv, ticket, s->peer,
+	    s->commit) == -1)
+		warn("unable to start the ladder");
+	else if (late)
+		s->lrunning = 1;
+	else
+		s->running = 1;
+	free(ticket);
+}
+
 /* INVITE from id token addr...: answer with our candidates, dial back. */
 static void
 on_invite(char **w, int n)
 {
-	struct ticket t;
 	struct sess *s = NULL;
-	char words[LINE_MAX_], *ticket = NULL, *argv[] = { "/bin/sh", "-c",
+	char words[LINE_MAX_], *argv[] = { "/bin/sh", "-c",
 	    (char *)(!ladder_own && strncmp(rv.via, "proxy", 5) == 0 ?
 	    ladder_proxied : ladder_cmd), NULL };
-	size_t tl = 0;
-	FILE *f;
 
 	if (n < 4 || !hex_valid(w[2], ID_HEX) || sess_find(w[2]) != NULL)
 		return;
@@ -248,24 +296,26 @@ on_invite(char **w, int n)
 	cand_words(words, sizeof(words));
 	rv_send(&rv, "MSG %s CAND%s", s->id, words);
 	vlog("invited by %s (%s)", s->peer, s->id);
+	sess_dial(s, argv, w + 4, n - 4, 0);
+}
 
-	memset(&t, 0, sizeof(t));
-	strlcpy(t.peer, s->peer, sizeof(t.peer));
-	strlcpy(t.rv, rvaddr, sizeof(t.rv));
-	for (t.nrelay = 0; t.nrelay < rv.nrelay; t.nrelay++)
-		strlcpy(t.relay[t.nrelay], rv.relay[t.nrelay], sizeof(t.relay[0]));
-	strlcpy(t.id, s->id, sizeof(t.id));
-	strlcpy(t.token, s->token, sizeof(t.token));
-	t.rtt = fd_rtt_ms(rv.fd);
-	invite_cands(&t, s->peer, w + 4, n - 4);
-	if ((f = open_memstream(&ticket, &tl)) == NULL ||
-	    ticket_write(f, &t) == -1 || fclose(f) == EOF)
-		err(EX_SYSTEM, "ticket");
-	if (ladder_start(&s->l, argv, ticket, s->peer, s->commit) == -1)
-		warn("unable to start the ladder");
-	else
-		s->running = 1;
-	free(ticket);
+/*
+ * MSG id CAND addr...: the inviter's gateway mapped its port after the
+ * invitation (p2p(7) "Port mapping"): dial it at once, beside the ladder
+ * (whose failure the inviter hears only when both have failed), once.
+ */
+static void
+on_late(char **w, int n)
+{
+	char *argv[] = { "/bin/sh", "-c", "dialdirect $P2P_V", NULL };
+	struct sess *s;
+
+	if (n < 4 || strcmp(w[2], "CAND") != 0 || (s = sess_find(w[1])) == NULL ||
+	    s->done || s->token[0] == '\0' || !s->running || s->lated)
+		return;
+	vlog("%s's port was mapped late: dialling it", s->peer);
+	s->lated = 1;
+	sess_dial(s, argv, w + 3, n - 3, 1);
 }
 
 /*
@@ -392,6 +442,8 @@ rv_input(void)
 			continue;
 		if (strcmp(w[0], "INVITE") == 0)
 			on_invite(w, n);
+		else if (strcmp(w[0], "MSG") == 0)
+			on_late(w, n);
 		else if (strcmp(w[0], "RELAY") == 0)
 			on_relay(w, n);
 		else if (strcmp(w[0], "ERR") == 0 && n > 2 && strcmp(w[1], "-") == 0) {
@@ -403,16 +455,27 @@ rv_input(void)
 	}
 }
 
-/* A ladder handed us a connection, or ended without one. */
+/*
+ * A ladder of s (its late one, with late) handed us a connection, or
+ * ended without one.
+ */
 static void
-ladder_input(struct sess *s)
+ladder_input(struct sess *s, int late)
 {
-	char line[LINE_MAX_ + 1], *w[5];
-	int fd, n, go;
+	char line[LINE_MAX_ + 1];
+	struct conninfo ci;
+	const char *remote;
+	int fd;
 
-	fd = fd_recv(s->l.sock, line, sizeof(line));
+	fd = fd_recv(late ? s->ll.sock : s->l.sock, line, sizeof(line));
 	if (fd == -1) {
-		ladder_end(s);
+		if (late)
+			ladder_kill(&s->ll, &s->lrunning);
+		else
+			ladder_kill(&s->l, &s->running);
+		/* The other still dials: the inviter waits for it. */
+		if (s->running || s->lrunning)
+			return;
 		if (!s->done && s->token[0] != '\0') {
 			vlog("could not dial %s; waiting for its dial", s->peer);
 			if (rvup)
@@ -423,9 +486,7 @@ ladder_input(struct sess *s)
 		}
 		return;
 	}
-	n = line_words(line, w, 5);
-	go = n == 4 && strcmp(w[3], "GO") == 0;
-	if (s->done || (n != 3 && !go)) {
+	if (s->done || conninfo_parse(line, &ci, &remote) == -1) {
 		ladder_end(s);
 		close(fd);
 		return;
@@ -435,7 +496,7 @@ ladder_input(struct sess *s)
 	 * dial to us is taken by our "OK", ours to it by our "GO" -- sent by
 	 * the dialer with its handshake when it held the commitment, else here.
 	 */
-	if (s->token[0] != '\0' && !go && hs_go(fd, s->commit) == -1) {
+	if (s->token[0] != '\0' && !ci.go && hs_go(fd, s->commit) == -1) {
 		/*
 		 * Another rung of the racing ladder holds the commitment (its GO
 		 * is out): its connection is the one, and it is still to come.
@@ -445,7 +506,7 @@ ladder_input(struct sess *s)
 	}
 	ladder_end(s);
 	s->done = 1;
-	serve(fd, w[0], s->peer);
+	serve(fd, ci.via, s);
 }
 
 /*
@@ -486,7 +547,7 @@ hs_check(struct hs *h)
 		s->done = 1;
 		ladder_end(s);
 		fd_nonblock(h->fd, 0);
-		serve(h->fd, h->via, s->peer);
+		serve(h->fd, h->via, s);
 		h->fd = -1;
 		return;
 	}
@@ -579,7 +640,8 @@ tick(void)
 }
 
 /* What a polled descriptor belongs to. */
-enum { W_RVD, W_LISTENER, W_HANDSHAKE, W_HELD, W_LADDER, W_LADDER_OUT };
+enum { W_RVD, W_LISTENER, W_HANDSHAKE, W_HELD, W_LADDER, W_LADDER_OUT, W_MAP,
+    W_LATE, W_LATE_OUT };
 
 /* Add fd to the poll set as what (kind) of whose. */
 static void
@@ -604,6 +666,9 @@ watch_all(struct pollfd *p, void **who, int *kind)
 		watch(p, who, kind, &n, rv.fd, W_RVD, NULL);
 	for (i = 0; i < nlisten; i++)
 		watch(p, who, kind, &n, lfd[i], W_LISTENER, (void *)(long)i);
+	/* A mapping goes to rvd when it comes, not at the next timer. */
+	if (mapfd != -1)
+		watch(p, who, kind, &n, mapfd, W_MAP, NULL);
 	for (i = 0; i < MAXHS; i++) {
 		struct sess *s;
 
@@ -626,6 +691,12 @@ watch_all(struct pollfd *p, void **who, int *kind)
 		p[n - 1].events = POLLRDHUP;
 	}
 	for (i = 0; i < MAXSESS; i++) {
+		if (sess[i].used && sess[i].lrunning) {
+			watch(p, who, kind, &n, sess[i].ll.sock, W_LATE, &sess[i]);
+			if (sess[i].ll.out != -1)
+				watch(p, who, kind, &n, sess[i].ll.out, W_LATE_OUT,
+				    &sess[i]);
+		}
 		if (!sess[i].used || !sess[i].running)
 			continue;
 		watch(p, who, kind, &n, sess[i].l.sock, W_LADDER, &sess[i]);
@@ -660,7 +731,15 @@ dispatch(int kind, void *who)
 		break;
 	case W_LADDER:
 		if (s->running)
-			ladder_input(s);
+			ladder_input(s, 0);
+		break;
+	case W_LATE:
+		if (s->lrunning)
+			ladder_input(s, 1);
+		break;
+	case W_LATE_OUT:
+		if (s->lrunning)
+			ladder_readout(&s->ll);
 		break;
 	case W_LADDER_OUT:
 		if (s->running)
@@ -760,7 +839,7 @@ main(int argc, char *argv[])
 		hs[i].fd = -1;
 	/* Beside the log-on: the mapping joins our candidates when it comes. */
 	if (!nomap)
-		portmap_start(lport[0], 1);
+		mapfd = portmap_start(lport[0], 1);
 	rv_connect();
 	while (!stopping) {
 		n = watch_all(p, who, kind);

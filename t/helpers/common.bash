@@ -6,6 +6,9 @@ export PATH="${P2P_BIN:-$BATS_TEST_DIRNAME/../bin}:$BATS_TEST_DIRNAME/helpers:$P
 export P2P_RVD=198.51.100.1:7070
 # Each test file its own cache of the peers' candidates (see rvinvite(1)), none in $HOME.
 export P2P_CACHE=$BATS_FILE_TMPDIR/cache
+# p2pdial and p2plisten seal by default: every peer of a file shares one key
+# pair and one known_peers, both the file's own (see p2pseal(1)).
+export P2P_KEY=$BATS_FILE_TMPDIR/key P2P_KNOWN=$BATS_FILE_TMPDIR/known_peers
 
 # make_data NAME MIB: a file of random bytes, made once per test file.
 make_data() {
@@ -51,16 +54,46 @@ start_rvd_vouched() {
 }
 
 # start_listener HOST NAME [RVLISTEN ARGS...]: rvlisten serving the test
-# server (which sends $BACKFILE, default 16 MiB); waits until it is logged on.
+# server (which sends $BACKFILE, default 16 MiB) sealed, as p2plisten does;
+# waits until it is logged on.
 start_listener() {
-	local host=$1 name=$2 i
+	local host=$1 name=$2
 	shift 2
-	lab_bg "$host" rvlisten -v "$@" "$name" serve "${BACKFILE:-$(make_data back 16)}"
+	lab_bg "$host" rvlisten -v "$@" "$name" p2pseal -s serve "${BACKFILE:-$(make_data back 16)}"
+	wait_logged_on "$name"
+}
+
+# wait_logged_on NAME: until rvd ($RVD_LOG) has NAME logged on, 5 s at most.
+wait_logged_on() {
+	local i
 	for i in $(seq 50); do
-		grep -q "listen $name " "$RVD_LOG" && return 0
+		grep -q "listen $1 " "$RVD_LOG" && return 0
 		sleep 0.1
 	done
-	echo "listener $name did not log on"; cat "$LAB_BG_LOG"; return 1
+	echo "listener $1 did not log on"; cat "$LAB_BG_LOG"; return 1
+}
+
+# capture_start HOST...: tcpdump of all TCP on every interface of each HOST,
+# into $BATS_TEST_TMPDIR/HOST.pcap, until capture_stop.
+capture_start() {
+	local h f i
+	CAPTURE_PIDS=
+	for h in "$@"; do
+		f=$BATS_TEST_TMPDIR/$h.pcap
+		ip netns exec "$LAB$h" timeout 60 tcpdump -Z root -U -n -i any -w "$f" tcp 2> "$f.log" &
+		CAPTURE_PIDS="$CAPTURE_PIDS $!"
+		for i in $(seq 50); do
+			grep -q "listening on" "$f.log" && break
+			sleep 0.1
+		done
+	done
+}
+
+# capture_stop: end the captures, each flushed whole.
+capture_stop() {
+	sleep 0.2
+	kill -INT $CAPTURE_PIDS 2>/dev/null || :
+	wait $CAPTURE_PIDS 2>/dev/null || :
 }
 
 # no_procs HOST PATTERN: nothing matching PATTERN is left in HOST.

@@ -1,0 +1,698 @@
+/*
+ * rvd front ends that share presence and route messages through Redis
+ * (rvd -r). Two hiredis async connections, driven by rvd's own epoll loop:
+ * one for commands, one subscribed to this front end's channel. Nothing
+ * here blocks on Redis: while it is away rvd runs alone, and says so once.
+ *
+ * In Redis (rvd(8) says the same for operators):
+ *   p2p:name:NAME   "FEID CONN", the listener's front end and connection,
+ *                   PX CL_TTL_MS, refreshed while it is logged on
+ *   p2p:fe:FEID     the channel a front end reads its messages on
+ */
+#include <sys/epoll.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "p2p.h"
+
+#define CL_STALL_MS 3000	/* a command unanswered this long: Redis is lost */
+#define CL_BACKOFF_MIN 250	/* first wait before connecting again... */
+#define CL_BACKOFF_MAX 4000	/* ...doubling up to this */
+#define CL_MSG_MAX (2 * LINE_MAX_)	/* longest message between front ends */
+
+enum { CL_DOWN, CL_CONNECTING, CL_UP };
+
+/* One hiredis connection's fd as the epoll loop sees it. */
+struct watch {
+	redisAsyncContext *ac;
+	int fd;
+	uint32_t ev;
+	int ready;		/* connected (cmd), or subscribed (sub) */
+	const char *what;
+};
+
+static struct watch wcmd = { .fd = -1, .what = "commands" };
+static struct watch wsub = { .fd = -1, .what = "channel" };
+static struct cluster_hooks hooks;
+static char host[256], url[300], feid[CL_FE_HEX + 1], chan[64], why_lost[128];
+static int port, ep = -1, state = CL_DOWN, ever_up, said_unreachable;
+static long retry_at, backoff = CL_BACKOFF_MIN, since, down_at;
+static long pending, progress_at;
+
+/*
+ * Claim a name, or refresh the claim: set it unless a live front end
+ * other than ours holds it; with "take", a holder elsewhere is told to let
+ * go (KICK) and the name is ours all the same. A holder whose front end
+ * has no subscriber is dead (its key waits out its TTL): the name is free.
+ * Returns 1 when the name is ours, 0 when another front end keeps it.
+ */
+static const char claim_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v and v ~= ARGV[1] then\n"
+    "  local fe, cid = string.match(v, '^(%x+) (%S+)$')\n"
+    "  if fe and fe ~= ARGV[4] and\n"
+    "      redis.call('PUBSUB', 'NUMSUB', 'p2p:fe:' .. fe)[2] > 0 then\n"
+    "    if ARGV[3] ~= 'take' then return 0 end\n"
+    "    redis.call('PUBLISH', 'p2p:fe:' .. fe,\n"
+    "      'KICK ' .. ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. cid)\n"
+    "  end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return 1\n";
+
+/* Pass a message to the front end that holds a name: its id, or nil. */
+static const char route_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return false end\n"
+    "local fe = string.match(v, '^(%x+) ')\n"
+    "if not fe or fe == ARGV[1] then return false end\n"
+    "if redis.call('PUBLISH', 'p2p:fe:' .. fe, ARGV[2]) == 0 then\n"
+    "  return false\n"
+    "end\n"
+    "return fe\n";
+
+/* Let go of a name, unless somebody newer holds it already. */
+static const char release_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "return 1\n";
+
+/* Tell epoll what w waits for now. */
+static void
+watch_set(struct watch *w)
+{
+	if (w->fd != -1)
+		epoll_ctl(ep, EPOLL_CTL_MOD, w->fd, &(struct epoll_event){
+		    .events = w->ev, .data.ptr = w });
+}
+
+/* hiredis wants to read. */
+static void
+ev_add_read(void *p)
+{
+	struct watch *w = p;
+
+	w->ev |= EPOLLIN;
+	watch_set(w);
+}
+
+/* hiredis no longer wants to read. */
+static void
+ev_del_read(void *p)
+{
+	struct watch *w = p;
+
+	w->ev &= ~EPOLLIN;
+	watch_set(w);
+}
+
+/* hiredis has something to write (or a connect to finish). */
+static void
+ev_add_write(void *p)
+{
+	struct watch *w = p;
+
+	w->ev |= EPOLLOUT;
+	watch_set(w);
+}
+
+/* hiredis has written everything. */
+static void
+ev_del_write(void *p)
+{
+	struct watch *w = p;
+
+	w->ev &= ~EPOLLOUT;
+	watch_set(w);
+}
+
+/*
+ * hiredis is freeing the context (lost, or freed by us): forget its fd.
+ * cluster_tick notices and tears down the other one: not here, inside
+ * hiredis.
+ */
+static void
+ev_cleanup(void *p)
+{
+	struct watch *w = p;
+
+	if (w->fd != -1)
+		epoll_ctl(ep, EPOLL_CTL_DEL, w->fd, NULL);
+	if (w->ac != NULL && w->ac->errstr[0] != '\0' && why_lost[0] == '\0')
+		snprintf(why_lost, sizeof(why_lost), "%s", w->ac->errstr);
+	w->ac = NULL;
+	w->fd = -1;
+	w->ev = 0;
+	w->ready = 0;
+}
+
+/* Start a non-blocking connection to Redis for w, hooked into epoll. */
+static int
+watch_open(struct watch *w)
+{
+	redisAsyncContext *ac;
+
+	/* hiredis resolves a name here, blocking: rvd(8) asks for an address. */
+	if ((ac = redisAsyncConnect(host, port)) == NULL)
+		return -1;
+	if (ac->err) {
+		snprintf(why_lost, sizeof(why_lost), "%s", ac->errstr);
+		redisAsyncFree(ac);
+		return -1;
+	}
+	fd_cloexec(ac->c.fd);
+	w->ac = ac;
+	w->fd = ac->c.fd;
+	w->ev = 0;
+	w->ready = 0;
+	ac->ev.data = w;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, w->fd, &(struct epoll_event){
+	    .events = 0, .data.ptr = w }) == -1) {
+		redisAsyncFree(ac);
+		return -1;
+	}
+	return 0;
+}
+
+/* Both connections are in: the cluster is up, and the names claimed again. */
+static void
+maybe_up(void)
+{
+	if (state != CL_CONNECTING || !wcmd.ready || !wsub.ready)
+		return;
+	state = CL_UP;
+	backoff = CL_BACKOFF_MIN;
+	progress_at = now_ms();
+	if (ever_up)
+		logline("redis: back at %s after %ld ms; claiming our names again",
+		    url, now_ms() - down_at);
+	else
+		logline("redis: connected to %s as front end %s", url, feid);
+	ever_up = 1;
+	why_lost[0] = '\0';
+	if (hooks.up != NULL)
+		hooks.up();
+}
+
+/* The command connection has connected (or failed to). */
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+	if (status == REDIS_OK && ac == wcmd.ac) {
+		wcmd.ready = 1;
+		maybe_up();
+	}
+}
+
+/* One message on our channel (or the SUBSCRIBE's confirmation). */
+static void
+on_sub(redisAsyncContext *ac, void *r, void *priv)
+{
+	static long bad_at;
+	redisReply *rep = r;
+	char msg[CL_MSG_MAX + 1];
+
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	progress_at = now_ms();
+	if (strcmp(rep->element[0]->str, "subscribe") == 0) {
+		wsub.ready = 1;
+		maybe_up();
+		return;
+	}
+	if (strcmp(rep->element[0]->str, "message") != 0)
+		return;
+	if (rep->element[2]->type != REDIS_REPLY_STRING ||
+	    rep->element[2]->len > CL_MSG_MAX ||
+	    memchr(rep->element[2]->str, '\0', rep->element[2]->len) != NULL) {
+		if (now_ms() - bad_at >= 1000)
+			logline("redis: dropped a message on %s that does not parse",
+			    chan);
+		bad_at = now_ms();
+		return;
+	}
+	memcpy(msg, rep->element[2]->str, rep->element[2]->len);
+	msg[rep->element[2]->len] = '\0';
+	if (hooks.message != NULL)
+		hooks.message(msg);
+}
+
+/* Connect both connections; the loop finishes the handshakes. */
+static void
+cluster_connect(void)
+{
+	state = CL_CONNECTING;
+	since = now_ms();
+	pending = 0;
+	why_lost[0] = '\0';
+	if (watch_open(&wcmd) == -1 || watch_open(&wsub) == -1)
+		return;		/* cluster_tick sees a watch gone, and waits */
+	redisAsyncSetConnectCallback(wcmd.ac, on_connect);
+	/* hiredis writes once connect() is done; this gives it the first
+	 * write (and so the connect's completion) to wait for. */
+	redisAsyncCommand(wsub.ac, on_sub, NULL, "SUBSCRIBE %s", chan);
+	redisAsyncCommand(wcmd.ac, NULL, NULL, "CLIENT SETNAME rvd-%s", feid);
+}
+
+/* Parse redis://HOST[:PORT] into host and port; -1 with why. */
+static int
+url_parse(const char *u, char *why, size_t n)
+{
+	char p[16], hp[sizeof(host) + 16];
+	const char *e;
+
+	if (strncmp(u, "redis://", 8) != 0 || strlen(u + 8) >= sizeof(hp) - 8 ||
+	    strpbrk(u + 8, "@/?") != NULL) {
+		snprintf(why, n, "bad -r: %s: redis://HOST:PORT expected", u);
+		return -1;
+	}
+	strlcpy(hp, u + 8, sizeof(hp));
+	if (addr_split(hp, host, sizeof(host), p, sizeof(p)) == -1) {
+		if (strchr(hp, ':') != NULL || hp[0] == '\0') {
+			snprintf(why, n, "bad -r: %s: redis://HOST:PORT expected", u);
+			return -1;
+		}
+		strlcpy(host, hp, sizeof(host));
+		strlcpy(p, "6379", sizeof(p));
+	}
+	port = strtonum(p, 1, 65535, &e);
+	if (e != NULL || host[0] == '\0') {
+		snprintf(why, n, "bad -r: %s: redis://HOST:PORT expected", u);
+		return -1;
+	}
+	strlcpy(url, u, sizeof(url));
+	return 0;
+}
+
+/*
+ * Become a front end of the cluster that Redis at u serves, with a new
+ * random id, driven by epoll set epfd; 0, or -1 with why (a bad URL).
+ * An unreachable Redis is no error: rvd runs alone until it answers.
+ */
+int
+cluster_start(const char *u, int epfd, const struct cluster_hooks *h,
+    char *why, size_t n)
+{
+	if (url_parse(u, why, n) == -1)
+		return -1;
+	ep = epfd;
+	hooks = *h;
+	hex_random(feid, CL_FE_HEX / 2);
+	snprintf(chan, sizeof(chan), "p2p:fe:%s", feid);
+	down_at = now_ms();
+	cluster_connect();
+	return 0;
+}
+
+/* This front end's id: CL_FE_HEX hex digits, new at every start. */
+const char *
+cluster_id(void)
+{
+	return feid;
+}
+
+/* Whether Redis answers: names are shared and messages routed. */
+int
+cluster_up(void)
+{
+	return state == CL_UP && wcmd.ac != NULL && wsub.ac != NULL;
+}
+
+/* Act on an epoll event if it is one of ours: 1 if it was. */
+int
+cluster_event(void *ptr, uint32_t events)
+{
+	struct watch *w = ptr;
+
+	if (w != &wcmd && w != &wsub)
+		return 0;
+	if (w->ac == NULL)
+		return 1;
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		redisAsyncHandleRead(w->ac);
+	/* The read may have freed the context (Redis closed). */
+	if (w->ac != NULL && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+		redisAsyncHandleWrite(w->ac);
+	return 1;
+}
+
+/* Free what is left of both connections. */
+static void
+cluster_drop(void)
+{
+	if (wcmd.ac != NULL)
+		redisAsyncFree(wcmd.ac);
+	if (wsub.ac != NULL)
+		redisAsyncFree(wsub.ac);
+}
+
+/*
+ * Once a turn of the loop: notice Redis lost (a connection gone, or a
+ * command unanswered for CL_STALL_MS), say so once, and connect again
+ * after a backoff.
+ */
+void
+cluster_tick(void)
+{
+	long now = now_ms();
+	int lost;
+
+	if (ep == -1)
+		return;
+	if (state == CL_DOWN) {
+		if (now >= retry_at)
+			cluster_connect();
+		return;
+	}
+	lost = wcmd.ac == NULL || wsub.ac == NULL;
+	if (!lost && state == CL_CONNECTING && now - since > CL_STALL_MS) {
+		snprintf(why_lost, sizeof(why_lost), "no answer in %d ms",
+		    CL_STALL_MS);
+		lost = 1;
+	}
+	if (!lost && state == CL_UP && pending > 0 &&
+	    now - progress_at > CL_STALL_MS) {
+		snprintf(why_lost, sizeof(why_lost), "no answer in %d ms",
+		    CL_STALL_MS);
+		lost = 1;
+	}
+	if (!lost)
+		return;
+	if (state == CL_UP) {
+		logline("redis: lost %s: %s; this front end runs alone until "
+		    "it is back", url, why_lost[0] ? why_lost : "closed");
+		down_at = now;
+	} else if (!ever_up && !said_unreachable++)
+		logline("redis: cannot reach %s: %s; this front end runs alone "
+		    "until it answers", url, why_lost[0] ? why_lost : "closed");
+	state = CL_DOWN;
+	cluster_drop();
+	retry_at = now + backoff + arc4random_uniform(backoff / 4 + 1);
+	backoff = backoff * 2 > CL_BACKOFF_MAX ? CL_BACKOFF_MAX : backoff * 2;
+}
+
+/* Milliseconds until cluster_tick has something to do, or -1. */
+int
+cluster_timeout(long now)
+{
+	long t;
+
+	if (ep == -1)
+		return -1;
+	if (state == CL_DOWN)
+		t = retry_at;
+	else if (state == CL_CONNECTING)
+		t = since + CL_STALL_MS + 1;
+	else if (pending > 0)
+		t = progress_at + CL_STALL_MS + 1;
+	else
+		return -1;
+	return t <= now ? 0 : (int)(t - now);
+}
+
+/* Close both connections for good (rvd is stopping). */
+void
+cluster_stop(void)
+{
+	if (ep == -1)
+		return;
+	state = CL_DOWN;
+	cluster_drop();
+	ep = -1;
+}
+
+/* A reply to one of our commands: pass the verdict to its request. */
+static void
+on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct cl_req *q = priv;
+	redisReply *rep = r;
+	int res = -1;
+	const char *s = NULL;
+
+	pending--;
+	if (rep == NULL)
+		state = state == CL_UP ? CL_CONNECTING : state;	/* going down */
+	else {
+		progress_at = now_ms();
+		if (rep->type == REDIS_REPLY_INTEGER)
+			res = rep->integer == 1;
+		else if (rep->type == REDIS_REPLY_NIL)
+			res = 0;
+		else if (rep->type == REDIS_REPLY_STRING) {
+			res = 1;
+			s = rep->str;
+		} else if (rep->type == REDIS_REPLY_ERROR)
+			logline("redis: %s", rep->str);
+	}
+	if (q == NULL)
+		return;
+	if (q->fn != NULL)
+		q->fn(q, res, s);
+	free(q);
+}
+
+/*
+ * Send one command (argv); q, if any, gets the reply, or -1 should Redis
+ * be away or go. 0 if sent.
+ */
+static int
+command(struct cl_req *q, int argc, const char **argv)
+{
+	size_t len[CL_ARGS];
+	int i;
+
+	for (i = 0; i < argc && i < CL_ARGS; i++)
+		len[i] = strlen(argv[i]);
+	if (argc > CL_ARGS || !cluster_up() || redisAsyncCommandArgv(wcmd.ac,
+	    on_reply, q, argc, argv, len) != REDIS_OK) {
+		if (q != NULL && q->fn != NULL)
+			q->fn(q, -1, NULL);
+		free(q);
+		return -1;
+	}
+	if (pending++ == 0)
+		progress_at = now_ms();
+	return 0;
+}
+
+/* A request whose verdict goes to fn, about connection fd/serial. */
+struct cl_req *
+cl_req_new(cl_fn *fn, int fd, unsigned long serial, const char *id,
+    const char *name)
+{
+	struct cl_req *q;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		err(EX_SYSTEM, "calloc");
+	q->fn = fn;
+	q->fd = fd;
+	q->serial = serial;
+	strlcpy(q->id, id ? id : "", sizeof(q->id));
+	strlcpy(q->name, name ? name : "", sizeof(q->name));
+	return q;
+}
+
+/* The key and value that say conn (its "fd.serial") holds name here. */
+static void
+presence(const char *name, const char *conn, char *key, size_t kn, char *val,
+    size_t vn)
+{
+	snprintf(key, kn, "p2p:name:%s", name);
+	snprintf(val, vn, "%s %s", feid, conn);
+}
+
+/*
+ * Claim name (or refresh the claim) for the listener conn; take: a holder
+ * at another live front end is replaced (users file), else it keeps the
+ * name (-o). q gets 1 (ours), 0 (kept elsewhere) or -1 (Redis away).
+ */
+int
+cluster_claim(const char *name, const char *conn, int take, struct cl_req *q)
+{
+	char key[NAME_MAX_ + 16], val[CL_FE_HEX + 32], ttl[16];
+	const char *argv[] = { "EVAL", claim_lua, "1", key, val, ttl,
+	    take ? "take" : "keep", feid, name };
+
+	presence(name, conn, key, sizeof(key), val, sizeof(val));
+	snprintf(ttl, sizeof(ttl), "%d", CL_TTL_MS);
+	return command(q, sizeof(argv) / sizeof(argv[0]), argv);
+}
+
+/* Let go of name, held by the listener conn that is closing. */
+void
+cluster_release(const char *name, const char *conn)
+{
+	char key[NAME_MAX_ + 16], val[CL_FE_HEX + 32];
+	const char *argv[] = { "EVAL", release_lua, "1", key, val };
+
+	presence(name, conn, key, sizeof(key), val, sizeof(val));
+	command(NULL, sizeof(argv) / sizeof(argv[0]), argv);
+}
+
+/*
+ * Pass msg to the front end where name listens, if another live one: q
+ * gets 1 and that front end's id, 0 (nobody holds it), or -1.
+ */
+int
+cluster_route(const char *name, const char *msg, struct cl_req *q)
+{
+	char key[NAME_MAX_ + 16];
+	const char *argv[] = { "EVAL", route_lua, "1", key, feid, msg };
+
+	snprintf(key, sizeof(key), "p2p:name:%s", name);
+	return command(q, sizeof(argv) / sizeof(argv[0]), argv);
+}
+
+/* Send one message to front end fe's channel; nobody hears of its fate. */
+int
+cluster_publish(const char *fe, const char *fmt, ...)
+{
+	char msg[CL_MSG_MAX + 1], ch[sizeof(chan)];
+	const char *argv[] = { "PUBLISH", ch, msg };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(ch, sizeof(ch), "p2p:fe:%s", fe);
+	return command(NULL, 3, argv);
+}
+
+/* Whether s is a connection's "fd.serial". */
+static int
+conn_valid(const char *s)
+{
+	size_t a = strspn(s, "0123456789");
+
+	return a > 0 && a < 12 && s[a] == '.' && strlen(s + a + 1) < 21 &&
+	    s[a + 1] != '\0' && strspn(s + a + 1, "0123456789") ==
+	    strlen(s + a + 1);
+}
+
+/* Whether each of w[0..n) is a numeric address, or a :PORT when ports. */
+static int
+cl_addrs_ok(char **w, int n, int ports)
+{
+	struct addr a;
+	const char *e;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (ports && w[i][0] == ':') {
+			strtonum(w[i] + 1, 1, 65535, &e);
+			if (e != NULL)
+				return 0;
+		} else if (strlen(w[i]) >= ADDR_STR ||
+		    addr_numeric(w[i], &a) == -1)
+			return 0;
+	return 1;
+}
+
+/*
+ * Parse one message from another front end, in place: 0 with m filled in
+ * (m points into msg), -1 for anything that does not parse.
+ *
+ *   INVITE fe from to id token addr...    an invitation for our listener
+ *   SENT fe id [cand...]                  it was passed on
+ *   ERR fe id reason...                   a session's error, for our party
+ *   MSG fe id word...                     a session's message
+ *   RELAY fe conn from to sid relayaddr   a relay request for our listener
+ *   TELL fe conn SENT|ERR word...         a line for connection conn
+ *   KICK fe name conn                     name is held at fe now
+ *   PUNCH fe id observed local rtt        the other party's punch
+ */
+int
+cluster_parse(char *msg, struct clmsg *m)
+{
+	static const char *kinds[] = { "INVITE", "SENT", "ERR", "MSG", "RELAY",
+	    "TELL", "KICK", "PUNCH" };
+	const char *e;
+	char **w = m->w;
+	size_t i;
+	int n;
+
+	memset(m, 0, sizeof(*m));
+	m->kind = -1;
+	if (!line_printable(msg) ||
+	    (n = line_words(msg, w, CL_WORDS)) < 3 || !hex_valid(w[1], CL_FE_HEX))
+		return -1;
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(w[0], kinds[i]) == 0)
+			m->kind = i;
+	m->fe = w[1];
+	switch (m->kind) {
+	case CL_INVITE:
+		if (n < 6 || n - 6 > TICKET_ADDRS + 1 || !name_valid(w[2]) ||
+		    !name_valid(w[3]) || !hex_valid(w[4], ID_HEX) ||
+		    !hex_valid(w[5], ID_HEX) || !cl_addrs_ok(w + 6, n - 6, 0))
+			return -1;
+		m->from = w[2];
+		m->to = w[3];
+		m->id = w[4];
+		m->token = w[5];
+		m->words = w + 6;
+		m->nwords = n - 6;
+		return 0;
+	case CL_SENT:
+	case CL_ERR:
+	case CL_MSG:
+		if (!hex_valid(w[2], ID_HEX) || (m->kind != CL_SENT && n < 4) ||
+		    (m->kind == CL_SENT && (n - 3 > TICKET_ADDRS +
+		    TICKET_PORTS + 1 || !cl_addrs_ok(w + 3, n - 3, 1))))
+			return -1;
+		m->id = w[2];
+		m->words = w + 3;
+		m->nwords = n - 3;
+		return 0;
+	case CL_RELAY:
+		if (n != 7 || !conn_valid(w[2]) || !name_valid(w[3]) ||
+		    !name_valid(w[4]) || !hex_valid(w[5], ID_HEX) ||
+		    strlen(w[6]) >= HOSTPORT_MAX)
+			return -1;
+		m->conn = w[2];
+		m->from = w[3];
+		m->to = w[4];
+		m->id = w[5];
+		m->relay = w[6];
+		return 0;
+	case CL_TELL:
+		if (n < 5 || !conn_valid(w[2]) || (strcmp(w[3], "SENT") != 0 &&
+		    strcmp(w[3], "ERR") != 0) || !hex_valid(w[4], ID_HEX))
+			return -1;
+		m->conn = w[2];
+		m->words = w + 3;
+		m->nwords = n - 3;
+		return 0;
+	case CL_KICK:
+		if (n != 4 || !name_valid(w[2]) || !conn_valid(w[3]))
+			return -1;
+		m->to = w[2];
+		m->conn = w[3];
+		return 0;
+	case CL_PUNCH:
+		if (n != 6 || !hex_valid(w[2], ID_HEX) ||
+		    !cl_addrs_ok(w + 3, 2, 0))
+			return -1;
+		m->rtt = strtonum(w[5], 0, 600000, &e);
+		if (e != NULL)
+			return -1;
+		m->id = w[2];
+		m->observed = w[3];
+		m->local = w[4];
+		return 0;
+	}
+	return -1;
+}
