@@ -531,6 +531,22 @@ cluster_claim(const char *name, const char *conn, int take, struct cl_req *q)
 	return command(q, sizeof(argv) / sizeof(argv[0]), argv);
 }
 
+/*
+ * Keep name's key alive for another CL_TTL_MS: a PEXPIRE, not the claim's
+ * script, as every listener does it every few seconds. q gets 1, or 0 when
+ * the key is gone (Redis restarted empty, say): then claim it again.
+ */
+int
+cluster_refresh(const char *name, struct cl_req *q)
+{
+	char key[NAME_MAX_ + 16], ttl[16];
+	const char *argv[] = { "PEXPIRE", key, ttl };
+
+	snprintf(key, sizeof(key), "p2p:name:%s", name);
+	snprintf(ttl, sizeof(ttl), "%d", CL_TTL_MS);
+	return command(q, sizeof(argv) / sizeof(argv[0]), argv);
+}
+
 /* Let go of name, held by the listener conn that is closing. */
 void
 cluster_release(const char *name, const char *conn)

@@ -485,6 +485,7 @@ struct cl_req *cl_req_new(cl_fn *fn, int fd, unsigned long serial,
 int cluster_claim(const char *name, const char *conn, int take,
     struct cl_req *q);
 void cluster_release(const char *name, const char *conn);
+int cluster_refresh(const char *name, struct cl_req *q);
 int cluster_route(const char *name, const char *msg, struct cl_req *q);
 int cluster_publish(const char *fe, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

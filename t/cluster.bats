@@ -172,6 +172,18 @@ teardown_file() {
 	grep -q "invite dialer -> office5 [0-9a-f]* via redis" "$A_LOG"
 }
 
+@test "a name's key lost behind rvd's back is claimed again at its next renewal" {
+	listen_on "$B" office6 pub
+	wait_log "$B_LOG" "listen office6 "
+	key() { lab proxy redis-cli -h 198.51.100.3 get p2p:name:office6; }
+	[ -n "$(key)" ]
+	lab proxy redis-cli -h 198.51.100.3 del p2p:name:office6 > /dev/null
+	# Renewed every 1.5 to 3 s (rvd(8)): back within 4.
+	for i in $(seq 40); do [ -n "$(key)" ] && break; sleep 0.1; done
+	[ -n "$(key)" ]
+	dial a1 "$A" office6
+}
+
 @test "front end A killed: its listener is back on B within 2 s, and reachable" {
 	listen_on "$A,$B" mover pub
 	wait_log "$A_LOG" "listen mover "

@@ -1225,7 +1225,18 @@ claim_done(struct cl_req *q, int res, const char *fe)
 	conn_close(c, usersfile ? "replaced" : "name in use at another front end");
 }
 
-/* -r: claim (or refresh) listener c's name in Redis. */
+/*
+ * When listener c's name is next refreshed: within the second half of
+ * CL_REFRESH_MS, at random, so that listeners who logged on together do
+ * not all refresh in one burst that holds up the invitations behind it.
+ */
+static void
+claim_stamp(struct conn *c)
+{
+	c->claimed_at = now_ms() - arc4random_uniform(CL_REFRESH_MS / 2);
+}
+
+/* -r: claim listener c's name in Redis. */
 static void
 listener_claim(struct conn *c)
 {
@@ -1233,10 +1244,32 @@ listener_claim(struct conn *c)
 
 	if (!cluster_up())
 		return;
-	c->claimed_at = now_ms();
+	claim_stamp(c);
 	cluster_claim(c->name, conn_id(c, id, sizeof(id)),
 	    usersfile != NULL && !c->claiming,
 	    cl_req_new(claim_done, c->fd, c->serial, NULL, c->name));
+}
+
+/* -r: the refresh of c's name found its key gone: claim it anew. */
+static void
+refresh_done(struct cl_req *q, int res, const char *fe)
+{
+	struct conn *c = conn_at(q->fd, q->serial);
+
+	if (res == 0 && c != NULL && c->state == ST_LISTEN &&
+	    strcmp(c->name, q->name) == 0)
+		listener_claim(c);
+}
+
+/* -r: keep listener c's name alive in Redis. */
+static void
+listener_refresh(struct conn *c)
+{
+	if (!cluster_up())
+		return;
+	claim_stamp(c);
+	cluster_refresh(c->name, cl_req_new(refresh_done, c->fd, c->serial,
+	    NULL, c->name));
 }
 
 /*
@@ -1936,8 +1969,12 @@ sweep(void)
 		}
 		/* -r: a listener's name, refreshed before its key expires. */
 		if (c->state == ST_LISTEN && redis_url != NULL &&
-		    now - c->claimed_at >= CL_REFRESH_MS)
-			listener_claim(c);
+		    now - c->claimed_at >= CL_REFRESH_MS) {
+			if (c->claimed_at == 0)
+				listener_claim(c);
+			else
+				listener_refresh(c);
+		}
 	}
 	source_sweep();
 	who_sweep();
@@ -1977,11 +2014,22 @@ on_event(struct epoll_event *e)
 		conn_read(c);
 }
 
+/*
+ * How often the sweep runs: every second, or (-r) five times a second, so
+ * that the names' refreshes go to Redis a few at a time, not in a burst
+ * that holds up the invitations routed behind it.
+ */
+static int
+sweep_ms(void)
+{
+	return redis_url != NULL ? 200 : 1000;
+}
+
 /* Milliseconds until the next timer: sweep, a held log-on, an ack, a slot. */
 static int
 next_timeout(long now, long lastsweep)
 {
-	long t = lastsweep + 1000;
+	long t = lastsweep + sweep_ms();
 	struct conn *c;
 	int r;
 
@@ -2174,7 +2222,7 @@ main(int argc, char *argv[])
 		ack_expire();
 		if (redis_url != NULL)
 			cluster_tick();
-		if (now_ms() - lastsweep >= 1000) {
+		if (now_ms() - lastsweep >= sweep_ms()) {
 			lastsweep = now_ms();
 			sweep();
 		}
