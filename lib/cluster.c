@@ -628,7 +628,7 @@ cl_addrs_ok(char **w, int n, int ports)
  *   RELAY fe conn from to sid relayaddr   a relay request for our listener
  *   TELL fe conn SENT|ERR word...         a line for connection conn
  *   KICK fe name conn                     name is held at fe now
- *   PUNCH fe id observed local rtt        the other party's punch
+ *   PUNCH fe id observed local rtt [now]  the other party's punch
  */
 int
 cluster_parse(char *msg, struct clmsg *m)
@@ -699,9 +699,10 @@ cluster_parse(char *msg, struct clmsg *m)
 		m->conn = w[3];
 		return 0;
 	case CL_PUNCH:
-		if (n != 6 || !hex_valid(w[2], ID_HEX) ||
-		    !cl_addrs_ok(w + 3, 2, 0))
+		if ((n != 6 && (n != 7 || strcmp(w[6], "now") != 0)) ||
+		    !hex_valid(w[2], ID_HEX) || !cl_addrs_ok(w + 3, 2, 0))
 			return -1;
+		m->now = n == 7;
 		m->rtt = strtonum(w[5], 0, 600000, &e);
 		if (e != NULL)
 			return -1;

@@ -243,6 +243,7 @@ struct rvcmd {
 	char **words;		/* MSG: what follows the id */
 	int nwords;
 	char *relay;		/* RELAY: the relay's address */
+	int now;		/* PUNCH: fire at once, without the hold */
 	char *w[RV_WORDS];
 };
 int rvcmd_parse(char *line, struct rvcmd *c);
@@ -470,6 +471,7 @@ struct clmsg {
 	char *relay;
 	char *observed, *local;	/* PUNCH */
 	int rtt;
+	int now;		/* PUNCH: its party fires at once */
 	char *w[CL_WORDS];
 };
 int cluster_start(const char *url, int epfd, const struct cluster_hooks *h,

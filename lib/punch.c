@@ -91,12 +91,13 @@ punch_wait(int fd, long deadline)
 
 /*
  * Send the log-on and our PUNCH on fd, whose connect has begun: the
- * PUNCH names fd's local end, which connect(2) has chosen. With a Fast
+ * PUNCH names fd's local end, which connect(2) has chosen, and "now" when
+ * we fire at once. With a Fast
  * Open cookie for rvd both ride in the SYN; without one they wait for
  * the handshake. 0, or -1 with errno.
  */
 static int
-punch_hello(int fd, const char *logon, const char *id, char *local,
+punch_hello(int fd, const char *logon, const char *id, int now, char *local,
     size_t localn, long deadline)
 {
 	char buf[LINE_MAX_ + 2];
@@ -104,7 +105,8 @@ punch_hello(int fd, const char *logon, const char *id, char *local,
 	int n, r, e;
 
 	fd_sockname(fd, local, localn);
-	n = snprintf(buf, sizeof(buf), "%s\nPUNCH %s %s\n", logon, id, local);
+	n = snprintf(buf, sizeof(buf), "%s\nPUNCH %s %s%s\n", logon, id, local,
+	    now ? " now" : "");
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
 		errno = EMSGSIZE;
 		return -1;
@@ -128,8 +130,8 @@ punch_hello(int fd, const char *logon, const char *id, char *local,
  * through one is the proxy's, and says nothing of our NAT.
  */
 static int
-punch_rvd(const char *rvs, const char *logon, const char *id, char *local,
-    size_t localn, long deadline, char *why, size_t n)
+punch_rvd(const char *rvs, const char *logon, const char *id, int now,
+    char *local, size_t localn, long deadline, char *why, size_t n)
 {
 	char words[4][HOSTPORT_MAX];
 	struct addr a[4];
@@ -148,7 +150,7 @@ punch_rvd(const char *rvs, const char *logon, const char *id, char *local,
 			if ((fd = punch_socket(a[j].ss.ss_family, 0)) != -1)
 				fd_fastopen(fd);
 			if (fd == -1 || punch_connect(fd, &a[j]) == -1 ||
-			    punch_hello(fd, logon, id, local, localn,
+			    punch_hello(fd, logon, id, now, local, localn,
 			    deadline) == -1) {
 				snprintf(why, n, "rvd %s: %s", words[i],
 				    errno == ETIMEDOUT ? "timeout" :
@@ -163,14 +165,16 @@ punch_rvd(const char *rvs, const char *logon, const char *id, char *local,
 	return -1;
 }
 
-/* Take rvd's "PUNCH id peer peerlocal wait dial|answer" into p. */
+/* Take rvd's "PUNCH id peer peerlocal wait dial|answer [now]" into p. */
 static int
 punch_answer_line(struct punch *p, const char *id, char *line)
 {
-	char *w[7];
+	char *w[8];
 	const char *e;
+	int n = line_words(line, w, 8);
 
-	if (line_words(line, w, 7) != 6 || strcmp(w[0], "PUNCH") != 0 ||
+	if ((n != 6 && (n != 7 || strcmp(w[6], "now") != 0)) ||
+	    strcmp(w[0], "PUNCH") != 0 ||
 	    strcmp(w[1], id) != 0 || (strcmp(w[5], "dial") != 0 &&
 	    strcmp(w[5], "answer") != 0) ||
 	    strlcpy(p->peer, w[2], sizeof(p->peer)) >= sizeof(p->peer) ||
@@ -181,6 +185,11 @@ punch_answer_line(struct punch *p, const char *id, char *line)
 	if (e != NULL)
 		return -1;
 	p->dial = strcmp(w[5], "dial") == 0;
+	/* The inviter fires at once (it punched last time): so do we. */
+	if (n == 7 && !p->fast) {
+		vlog("the peer fires at once: so do we");
+		p->fast = 1;
+	}
 	return 0;
 }
 
@@ -216,7 +225,7 @@ punch_meet(struct punch *p, struct ticket *t, const char *name,
 	 * must not eat the peer's wait.
 	 */
 	n = dial_budget_ms(0, t->rtt);
-	rv.fd = p->rvfd = punch_rvd(t->rv, logon, t->id, p->local,
+	rv.fd = p->rvfd = punch_rvd(t->rv, logon, t->id, fast, p->local,
 	    sizeof(p->local), now_ms() + (n < ms ? n : ms), p->why,
 	    sizeof(p->why));
 	explicit_bzero(logon, sizeof(logon));
@@ -241,8 +250,8 @@ punch_meet(struct punch *p, struct ticket *t, const char *name,
 			vlog("rvd knows no session %s yet: punching again", t->id);
 			poll(NULL, 0, PUNCH_AGAIN_MS);
 			again++;
-			n = snprintf(line, sizeof(line), "PUNCH %s %s\n", t->id,
-			    p->local);
+			n = snprintf(line, sizeof(line), "PUNCH %s %s now\n",
+			    t->id, p->local);
 					if (io_write(rv.fd, line, n, deadline) == 0)
 				continue;
 		}

@@ -100,15 +100,20 @@ parse_relay(struct rvcmd *c, char **w, int n)
 	return 0;
 }
 
-/* Parse PUNCH id localaddr: the sender's end of the connection it sends on. */
+/*
+ * Parse PUNCH id localaddr [now]: the sender's end of the connection it
+ * sends on, and whether it fires at once (it punched last time).
+ */
 static int
 parse_punch(struct rvcmd *c, char **w, int n)
 {
-	if (n != 3 || !hex_valid(w[1], ID_HEX) || !addrs_ok(w + 2, 1))
+	if ((n != 3 && (n != 4 || strcmp(w[3], "now") != 0)) ||
+	    !hex_valid(w[1], ID_HEX) || !addrs_ok(w + 2, 1))
 		return bad(c, "bad PUNCH");
 	c->id = w[1];
 	c->addrs = w + 2;
 	c->naddr = 1;
+	c->now = n == 4;
 	return 0;
 }
 

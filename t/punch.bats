@@ -216,8 +216,9 @@ punch_dial() {
 	grep -q -E "(dialdirect: )?punchee went by punch last time: passing the ticket on at once$" "$errf"
 	grep -q -E "(dialpunch: )?punchee went by punch last time: punching at once$" "$errf"
 	grep -q -E "(dialpunch: )?we are .* firing in [0-9]+ ms, without the hold$" "$errf"
-	# The invitee cannot know: it holds as ever.
-	! grep -q "without the hold" "$plog" || { cat "$plog"; false; }
+	# rvd told the invitee: it held no fire either.
+	grep -q -E "(dialpunch: )?the peer fires at once: so do we$" "$plog" || { cat "$plog"; false; }
+	grep -q -E "(dialpunch: )?we are .* firing in [0-9]+ ms, without the hold$" "$plog"
 	check_transfer "$out" "$(make_data sent1 1)" "$(make_data back 16)"
 	# A record from long ago says nothing: the hold is back.
 	printf 'punch %s\n' $(( $(date +%s) - 601 )) > "$won"

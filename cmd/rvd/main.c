@@ -86,6 +86,7 @@ struct sess {
 	unsigned long pserial[2];
 	char plocal[2][ADDR_STR];	/* ...and the local end it named */
 	int nopunch;		/* the invitee's ladder has ended (FAIL) */
+	int pnow;		/* a party fires at once: so must the other */
 	int rside;		/* -r: the side at another front end, or -1 */
 	char rfe[CL_FE_HEX + 1];	/* ...that front end, once known */
 	int routed;		/* ...it has the invitation (SENT) */
@@ -1143,6 +1144,7 @@ do_punch(struct conn *c, struct rvcmd *m)
 	s->pfd[side] = c->fd;
 	s->pserial[side] = c->serial;
 	strlcpy(s->plocal[side], m->addrs[0], sizeof(s->plocal[side]));
+	s->pnow |= m->now;
 	if (s->rside == !side) {
 		punch_remote(s, c, side);
 		return;
@@ -1156,9 +1158,10 @@ do_punch(struct conn *c, struct rvcmd *m)
 	for (i = 0; i < 2; i++)
 		r[i] = fd_rtt_ms(p[i]->fd);
 	for (i = 0; i < 2; i++)
-		conn_send(p[i], "PUNCH %s %s %s %d %s", s->id, p[!i]->observed,
-		    s->plocal[!i], r[!i] > r[i] ? (r[!i] - r[i]) / 2 : 0,
-		    i == 1 ? "dial" : "answer");
+		conn_send(p[i], "PUNCH %s %s %s %d %s%s", s->id,
+		    p[!i]->observed, s->plocal[!i], r[!i] > r[i] ?
+		    (r[!i] - r[i]) / 2 : 0, i == 1 ? "dial" : "answer",
+		    s->pnow ? " now" : "");
 	logline("punch %s %s <-> %s %s", s->who, p[0]->observed, s->to,
 	    p[1]->observed);
 	s->pfd[0] = s->pfd[1] = -1;
@@ -1438,8 +1441,9 @@ punch_pair(struct sess *s, struct conn *c, int side)
 {
 	int r = fd_rtt_ms(c->fd);
 
-	conn_send(c, "PUNCH %s %s %s %d %s", s->id, s->robs, s->rlocal,
-	    s->rrtt > r ? (s->rrtt - r) / 2 : 0, side == 1 ? "dial" : "answer");
+	conn_send(c, "PUNCH %s %s %s %d %s%s", s->id, s->robs, s->rlocal,
+	    s->rrtt > r ? (s->rrtt - r) / 2 : 0, side == 1 ? "dial" : "answer",
+	    s->pnow ? " now" : "");
 	logline("punch %s %s <-> %s %s via redis", s->who, side == 0 ?
 	    c->observed : s->robs, s->to, side == 1 ? c->observed : s->robs);
 	s->pfd[side] = -1;
@@ -1453,9 +1457,9 @@ punch_pair(struct sess *s, struct conn *c, int side)
 static void
 punch_remote(struct sess *s, struct conn *c, int side)
 {
-	if (s->rfe[0] == '\0' || cluster_publish(s->rfe, "PUNCH %s %s %s %s %d",
+	if (s->rfe[0] == '\0' || cluster_publish(s->rfe, "PUNCH %s %s %s %s %d%s",
 	    cluster_id(), s->id, c->observed, s->plocal[side],
-	    fd_rtt_ms(c->fd)) == -1) {
+	    fd_rtt_ms(c->fd), s->pnow ? " now" : "") == -1) {
 		conn_send(c, "ERR %s peer gone", s->id);
 		s->pfd[side] = -1;
 		return;
@@ -1649,6 +1653,7 @@ rx_punch(struct clmsg *m)
 	strlcpy(s->rlocal, m->local, sizeof(s->rlocal));
 	s->rrtt = m->rtt;
 	s->rpunch = 1;
+	s->pnow |= m->now;
 	if ((p = conn_at(s->pfd[side], s->pserial[side])) != NULL)
 		punch_pair(s, p, side);
 }
