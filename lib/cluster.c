@@ -598,25 +598,6 @@ conn_valid(const char *s)
 	    strlen(s + a + 1);
 }
 
-/* Whether each of w[0..n) is a numeric address, or a :PORT when ports. */
-static int
-cl_addrs_ok(char **w, int n, int ports)
-{
-	struct addr a;
-	const char *e;
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (ports && w[i][0] == ':') {
-			strtonum(w[i] + 1, 1, 65535, &e);
-			if (e != NULL)
-				return 0;
-		} else if (strlen(w[i]) >= ADDR_STR ||
-		    addr_numeric(w[i], &a) == -1)
-			return 0;
-	return 1;
-}
-
 /*
  * Parse one message from another front end, in place: 0 with m filled in
  * (m points into msg), -1 for anything that does not parse.
@@ -653,7 +634,7 @@ cluster_parse(char *msg, struct clmsg *m)
 	case CL_INVITE:
 		if (n < 6 || n - 6 > TICKET_ADDRS + 1 || !name_valid(w[2]) ||
 		    !name_valid(w[3]) || !hex_valid(w[4], ID_HEX) ||
-		    !hex_valid(w[5], ID_HEX) || !cl_addrs_ok(w + 6, n - 6, 0))
+		    !hex_valid(w[5], ID_HEX) || !cand_words_ok(w + 6, n - 6, 0))
 			return -1;
 		m->from = w[2];
 		m->to = w[3];
@@ -667,7 +648,7 @@ cluster_parse(char *msg, struct clmsg *m)
 	case CL_MSG:
 		if (!hex_valid(w[2], ID_HEX) || (m->kind != CL_SENT && n < 4) ||
 		    (m->kind == CL_SENT && (n - 3 > TICKET_ADDRS +
-		    TICKET_PORTS + 1 || !cl_addrs_ok(w + 3, n - 3, 1))))
+		    TICKET_PORTS + 1 || !cand_words_ok(w + 3, n - 3, 1))))
 			return -1;
 		m->id = w[2];
 		m->words = w + 3;
@@ -700,7 +681,7 @@ cluster_parse(char *msg, struct clmsg *m)
 		return 0;
 	case CL_PUNCH:
 		if ((n != 6 && (n != 7 || strcmp(w[6], "now") != 0)) ||
-		    !hex_valid(w[2], ID_HEX) || !cl_addrs_ok(w + 3, 2, 0))
+		    !hex_valid(w[2], ID_HEX) || !cand_words_ok(w + 3, 2, 0))
 			return -1;
 		m->now = n == 7;
 		m->rtt = strtonum(w[5], 0, 600000, &e);

@@ -57,8 +57,8 @@ io_write(int fd, const void *buf, size_t n, long deadline)
 }
 
 /*
- * Read exactly n bytes by the deadline, and never more: n, fewer at end of
- * file, or -1 with errno.
+ * Read exactly n bytes by the deadline (0: none, blocking as long as it
+ * takes), and never more: n, fewer at end of file, or -1 with errno.
  */
 ssize_t
 io_read(int fd, void *buf, size_t n, long deadline)
@@ -67,10 +67,11 @@ io_read(int fd, void *buf, size_t n, long deadline)
 	ssize_t r;
 
 	while (got < n) {
-		if (!io_wait(fd, POLLIN, deadline))
+		if (deadline != 0 && !io_wait(fd, POLLIN, deadline))
 			return -1;
 		if ((r = read(fd, (char *)buf + got, n - got)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
+			/* Without a deadline there is no wait to go back to. */
+			if (errno == EINTR || (errno == EAGAIN && deadline != 0))
 				continue;
 			return -1;
 		}

@@ -247,6 +247,7 @@ struct rvcmd {
 	char *w[RV_WORDS];
 };
 int rvcmd_parse(char *line, struct rvcmd *c);
+int cand_words_ok(char **w, int n, int ports);
 char *words_join(char **w, int n, char *buf, size_t size);
 
 /* rvclient.c: a client's connection to rvd. */

@@ -12,15 +12,25 @@ bad(struct rvcmd *c, const char *why)
 	return -1;
 }
 
-/* Whether each of w[0..n) is a numeric candidate address. */
-static int
-addrs_ok(char **w, int n)
+/*
+ * Whether each of w[0..n) is a numeric candidate address, or (ports) a
+ * :PORT written plainly (no sign, no leading zero): rvd's lines and the
+ * front ends' messages alike.
+ */
+int
+cand_words_ok(char **w, int n, int ports)
 {
 	struct addr a;
+	const char *e;
 	int i;
 
 	for (i = 0; i < n; i++)
-		if (strlen(w[i]) >= ADDR_STR || addr_numeric(w[i], &a) == -1)
+		if (ports && w[i][0] == ':') {
+			strtonum(w[i] + 1, 1, 65535, &e);
+			if (e != NULL || w[i][1] == '0' || w[i][1] == '+')
+				return 0;
+		} else if (strlen(w[i]) >= ADDR_STR ||
+		    addr_numeric(w[i], &a) == -1)
 			return 0;
 	return 1;
 }
@@ -42,7 +52,7 @@ parse_invite(struct rvcmd *c, char **w, int n)
 {
 	if (n < 4 || n - 4 > TICKET_ADDRS || !name_valid(w[1]) ||
 	    !hex_valid(w[2], ID_HEX) || !hex_valid(w[3], ID_HEX) ||
-	    !addrs_ok(w + 4, n - 4))
+	    !cand_words_ok(w + 4, n - 4, 0))
 		return bad(c, "bad INVITE");
 	c->name = w[1];
 	c->id = w[2];
@@ -56,20 +66,8 @@ parse_invite(struct rvcmd *c, char **w, int n)
 static int
 parse_addr(struct rvcmd *c, char **w, int n)
 {
-	struct addr a;
-	const char *e;
-	int i;
-
-	if (n - 1 > TICKET_ADDRS + TICKET_PORTS)
+	if (n - 1 > TICKET_ADDRS + TICKET_PORTS || !cand_words_ok(w + 1, n - 1, 1))
 		return bad(c, "bad ADDR");
-	for (i = 1; i < n; i++) {
-		if (w[i][0] == ':') {
-			strtonum(w[i] + 1, 1, 65535, &e);
-			if (e != NULL || w[i][1] == '0' || w[i][1] == '+')
-				return bad(c, "bad ADDR");
-		} else if (strlen(w[i]) >= ADDR_STR || addr_numeric(w[i], &a) == -1)
-			return bad(c, "bad ADDR");
-	}
 	c->addrs = w + 1;
 	c->naddr = n - 1;
 	return 0;
@@ -108,7 +106,7 @@ static int
 parse_punch(struct rvcmd *c, char **w, int n)
 {
 	if ((n != 3 && (n != 4 || strcmp(w[3], "now") != 0)) ||
-	    !hex_valid(w[1], ID_HEX) || !addrs_ok(w + 2, 1))
+	    !hex_valid(w[1], ID_HEX) || !cand_words_ok(w + 2, 1, 0))
 		return bad(c, "bad PUNCH");
 	c->id = w[1];
 	c->addrs = w + 2;

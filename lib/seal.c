@@ -16,28 +16,6 @@
 
 #define SEAL_PLAIN (NOISE_MSG_MAX - NOISE_TAG)	/* most bytes a frame carries */
 
-/* Read exactly n bytes, by the deadline when there is one (> 0). */
-static ssize_t
-readn(int fd, unsigned char *buf, size_t n, long deadline)
-{
-	size_t got = 0;
-	ssize_t r;
-
-	if (deadline > 0)
-		return io_read(fd, buf, n, deadline);
-	while (got < n) {
-		if ((r = read(fd, buf + got, n - got)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += r;
-	}
-	return (ssize_t)got;
-}
-
 /* Write all n bytes; a peer that is gone is an error, not a SIGPIPE. */
 static int
 writen(int fd, const unsigned char *buf, size_t n)
@@ -68,8 +46,8 @@ half_close(int fd)
 }
 
 /*
- * Read one frame of at most max bytes into buf: 1, 0 at end of file
- * between frames, or -1 with errno (EPROTO: cut inside a frame, or empty;
+ * Read one frame of at most max bytes into buf, by the deadline (0: none):
+ * 1, 0 at end of file between frames, or -1 with errno (EPROTO: cut inside a frame, or empty;
  * EMSGSIZE: longer than max, its body left unread).
  */
 int
@@ -78,7 +56,7 @@ frame_read(int fd, unsigned char *buf, size_t max, size_t *n, long deadline)
 	unsigned char h[2];
 	ssize_t r;
 
-	if ((r = readn(fd, h, 2, deadline)) == -1)
+	if ((r = io_read(fd, h, 2, deadline)) == -1)
 		return -1;
 	if (r == 0)
 		return 0;
@@ -87,7 +65,7 @@ frame_read(int fd, unsigned char *buf, size_t max, size_t *n, long deadline)
 		return errno = EPROTO, -1;
 	if (*n > max)
 		return errno = EMSGSIZE, -1;
-	if ((r = readn(fd, buf, *n, deadline)) == -1)
+	if ((r = io_read(fd, buf, *n, deadline)) == -1)
 		return -1;
 	if ((size_t)r < *n)
 		return errno = EPROTO, -1;

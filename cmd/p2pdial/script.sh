@@ -56,17 +56,17 @@ if [ -z "${P2P_LADDER:-}" ] && [ -z "${P2P_RVD:-}" ]; then
 	bad "no rendezvous address: set P2P_RVD"
 fi
 # Every rung that logs on would refuse a bad one, each in its own line.
+# rv: the words joined by commas, as known_peers names the service.
+rv=
 set -f
 for w in $(printf '%s\n' "${P2P_RVD:-}" | tr , ' '); do
 	hostport "$w" || bad "bad P2P_RVD (HOST:PORT ...): $P2P_RVD"
+	rv=${rv:+$rv,}$w
 done
 set +f
 ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect -e $v | dialpunch -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
-# The peer as known_peers names it: NAME@RVD, the rvd words joined by commas.
+# The peer as known_peers names it: NAME@RVD.
 if [ -n "$seal" ]; then
-	set -f
-	rv=$(echo ${P2P_RVD:--} | tr ' ' ,)
-	set +f
-	set -- p2pseal -n p2pdial -c $v $S "$peer@$rv" "$@"
+	set -- p2pseal -n p2pdial -c $v $S "$peer@${rv:--}" "$@"
 fi
 exec p2pcatch -n p2pdial $F $v -P "$peer" "$ladder" "$@"

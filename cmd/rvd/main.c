@@ -158,6 +158,9 @@ static int claim_hold(struct conn *c);
 static void invite_remote(struct conn *c, struct rvcmd *m);
 static void relay_remote(struct conn *c, struct rvcmd *m);
 static void punch_remote(struct sess *s, struct conn *c, int side);
+static struct sess *sess_new(const char *id, const char *who, const char *to);
+static void sess_add(struct sess *s);
+static void ack_await(struct sess *s, struct conn *p);
 
 /* FNV-1a: short keys, spread well enough for a table this size. */
 static unsigned
@@ -965,8 +968,6 @@ do_invite(struct conn *c, struct rvcmd *m)
 	char addrs[LINE_MAX_ + 1];
 	struct conn *p;
 	struct sess *s;
-	unsigned h;
-	int rtt;
 
 	if (sess_find(m->id) != NULL) {
 		conn_send(c, "ERR %s session exists", m->id);
@@ -982,13 +983,7 @@ do_invite(struct conn *c, struct rvcmd *m)
 	}
 	if ((p = invitee(c, m)) == NULL)
 		return;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		err(EX_SYSTEM, "calloc");
-	s->rside = -1;
-	strlcpy(s->id, m->id, sizeof(s->id));
-	strlcpy(s->who, c->name, sizeof(s->who));
-	strlcpy(s->to, p->name, sizeof(s->to));
-	s->pfd[0] = s->pfd[1] = -1;
+	s = sess_new(m->id, c->name, p->name);
 	s->fd[0] = c->fd;
 	s->serial[0] = c->serial;
 	s->fd[1] = p->fd;
@@ -1001,16 +996,8 @@ do_invite(struct conn *c, struct rvcmd *m)
 		free(s);
 		return;
 	}
-	s->t0 = now_ms();
-	s->expires = s->t0 + SESS_TTL;
-	rtt = fd_rtt_ms(p->fd);
-	s->ack_by = s->t0 + (2 * rtt > ACK_MS ? 2 * rtt : ACK_MS);
-	TAILQ_INSERT_TAIL(&ackq, s, ackq);
-	s->acking = 1;
-	h = hash(s->id);
-	s->next = sessions[h];
-	sessions[h] = s;
-	nsessions++;
+	ack_await(s, p);
+	sess_add(s);
 	c->nsess++;
 	logline("invite %s -> %s %s", c->name, p->name, s->id);
 	with_observed(c, m->addrs, m->naddr, addrs, sizeof(addrs));
@@ -1334,7 +1321,10 @@ sess_unlink(struct sess *s)
 		}
 }
 
-/* A new session of inviter c with id, for peer `to`, its sides unset. */
+/*
+ * A new session of inviter `who` with id, for peer `to`: both sides here
+ * (-r: the caller says which one is at another front end), neither known.
+ */
 static struct sess *
 sess_new(const char *id, const char *who, const char *to)
 {
@@ -1345,10 +1335,25 @@ sess_new(const char *id, const char *who, const char *to)
 	strlcpy(s->id, id, sizeof(s->id));
 	strlcpy(s->who, who, sizeof(s->who));
 	strlcpy(s->to, to, sizeof(s->to));
+	s->rside = -1;
 	s->pfd[0] = s->pfd[1] = s->fd[0] = s->fd[1] = -1;
 	s->t0 = now_ms();
 	s->expires = s->t0 + SESS_TTL;
 	return s;
+}
+
+/*
+ * s's INVITE went to listener p: it must answer within a second, or twice
+ * its round trip if longer (ack_expire).
+ */
+static void
+ack_await(struct sess *s, struct conn *p)
+{
+	int rtt = fd_rtt_ms(p->fd);
+
+	s->ack_by = s->t0 + (2 * rtt > ACK_MS ? 2 * rtt : ACK_MS);
+	TAILQ_INSERT_TAIL(&ackq, s, ackq);
+	s->acking = 1;
 }
 
 /* -r: the session id of q's INVITE: it reached a front end, or nobody. */
@@ -1490,7 +1495,6 @@ rx_invite(struct clmsg *m)
 	char addrs[LINE_MAX_ + 1];
 	struct conn *p = name_find(m->to);
 	struct sess *s;
-	int rtt;
 
 	if (p == NULL) {
 		cluster_publish(m->fe, "ERR %s %s not logged on: %s",
@@ -1515,10 +1519,7 @@ rx_invite(struct clmsg *m)
 		free(s);
 		return;
 	}
-	rtt = fd_rtt_ms(p->fd);
-	s->ack_by = s->t0 + (2 * rtt > ACK_MS ? 2 * rtt : ACK_MS);
-	TAILQ_INSERT_TAIL(&ackq, s, ackq);
-	s->acking = 1;
+	ack_await(s, p);
 	sess_add(s);
 	logline("invite %s -> %s %s from %s", s->who, p->name, s->id, m->fe);
 	cluster_publish(m->fe, "SENT %s %s%s%s", cluster_id(), s->id,
