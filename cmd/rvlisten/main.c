@@ -664,6 +664,9 @@ watch_all(struct pollfd *p, void **who, int *kind)
 	wake_at = now_ms() + 1000;
 	if (rvup)
 		watch(p, who, kind, &n, rv.fd, W_RVD, NULL);
+	/* The next log-on comes when its backoff says, not at the next second. */
+	else if (rv_retry < wake_at)
+		wake_at = rv_retry;
 	for (i = 0; i < nlisten; i++)
 		watch(p, who, kind, &n, lfd[i], W_LISTENER, (void *)(long)i);
 	/* A mapping goes to rvd when it comes, not at the next timer. */
