@@ -287,6 +287,28 @@ split(struct noise *ns)
 }
 
 /*
+ * After IK's first message both ends can key the dialler's early data:
+ * HKDF(ck, h), so that it is bound to the whole first message and the
+ * prologue (the session), and never the key of a handshake or transport
+ * message. Message 2's DH outputs change ck before the split, so the
+ * transport keys are not derived from the same input.
+ */
+static void
+early_key(struct noise *ns)
+{
+	unsigned char k1[HASHLEN], k2[HASHLEN];
+
+	if (ns->pattern != NOISE_IK || ns->msg != 1)
+		return;
+	hkdf2(ns->ck, ns->h, HASHLEN, k1, k2);
+	memcpy(ns->early.k, k1, NOISE_KEY);
+	ns->early.n = 0;
+	ns->early.has = 1;
+	sodium_memzero(k1, sizeof(k1));
+	sodium_memzero(k2, sizeof(k2));
+}
+
+/*
  * Write our next handshake message with payload p into out (room for
  * NOISE_MSG_MAX); returns its length, or -1.
  */
@@ -314,6 +336,7 @@ noise_write(struct noise *ns, const void *p, size_t pn, unsigned char *out)
 	}
 	len += encrypt_hash(ns, p, pn, out + len);
 	ns->msg++;
+	early_key(ns);
 	if (tokens(ns) == NULL)
 		split(ns);
 	return (ssize_t)len;
@@ -357,6 +380,7 @@ noise_read(struct noise *ns, const unsigned char *m, size_t n, unsigned char *p)
 	if (decrypt_hash(ns, m + off, sl, p) == -1)
 		return -1;
 	ns->msg++;
+	early_key(ns);
 	if (tokens(ns) == NULL)
 		split(ns);
 	return (ssize_t)(sl - (keyed ? NOISE_TAG : 0));

@@ -380,6 +380,7 @@ struct noise {
 	unsigned char ck[64], h[64];	/* h stays: the handshake hash */
 	struct noise_cs cs;		/* during the handshake */
 	struct noise_cs tx, rx;		/* after it */
+	struct noise_cs early;		/* IK: the dialler's data before message 2 */
 	unsigned char s[NOISE_KEY], spub[NOISE_KEY];
 	unsigned char e[NOISE_KEY], epub[NOISE_KEY];
 	unsigned char rs[NOISE_KEY], re[NOISE_KEY];
@@ -431,7 +432,10 @@ int seal_answer(struct noise *ns, int rfd, int wfd,
     const unsigned char s[NOISE_KEY], const char *authorized, int ms,
     char *why, size_t whyn);
 int seal_out(struct noise_cs *tx, int from, int net);
-int seal_in(struct noise_cs *rx, int net, int to, char *why, size_t whyn);
+int seal_early(struct noise *ns, int lin, int rfd, int wfd, int ms,
+    char *why, size_t whyn);
+int seal_in(struct noise_cs *early, struct noise_cs *rx, int net, int to,
+    char *why, size_t whyn);
 
 /* portmap.c: the gateway maps our listening port (PCP, NAT-PMP, UPnP IGD). */
 int portmap_start(int port, int loud);

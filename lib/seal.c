@@ -3,6 +3,9 @@
  * two-byte big-endian length (1 to 65535) and that many bytes. The dialler's
  * first frame starts with one byte naming the pattern ('X' or 'I'). A frame
  * whose plaintext is empty ends the stream, so that a cut is told from an end.
+ * In IK the dialler does not wait for message 2 to speak: its frames sealed
+ * under the early key (noise.c) follow message 1, and an empty one under
+ * that key, sent once message 2 has come, hands over to the transport keys.
  */
 #include <sys/socket.h>
 #include <errno.h>
@@ -221,22 +224,103 @@ handshake(struct noise *ns, int rfd, int wfd, unsigned char *first,
 
 /*
  * The dialler's handshake on rfd/wfd with our private key s: IK when the
- * peer's key rs is pinned, else XX. 0, or -1 with why.
+ * peer's key rs is pinned, else XX. XX runs to its end; IK stops after
+ * message 1 (ns->done is 0), for seal_early to finish. 0, or -1 with why.
  */
 int
 seal_dial(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY],
     const unsigned char *rs, int ms, char *why, size_t whyn)
 {
-	unsigned char pro[256], tag;
+	unsigned char pro[256], m[NOISE_MSG_MAX];
 	int pat = rs != NULL ? NOISE_IK : NOISE_XX;
 	size_t pn = seal_prologue(pro, sizeof(pro), pat);
+	ssize_t r;
 
 	if (noise_init(ns, pat, 1, s, rs, pro, pn) == -1) {
 		snprintf(why, whyn, "handshake failed");
 		return -1;
 	}
-	tag = pat == NOISE_IK ? 'I' : 'X';
-	return handshake(ns, rfd, wfd, &tag, now_ms() + ms, NULL, why, whyn);
+	if (pat == NOISE_XX) {
+		m[0] = 'X';
+		return handshake(ns, rfd, wfd, m, now_ms() + ms, NULL, why,
+		    whyn);
+	}
+	m[0] = 'I';
+	if ((r = noise_write(ns, NULL, 0, m + 1)) == -1) {
+		snprintf(why, whyn, "handshake failed");
+		return -1;
+	}
+	if (frame_write(wfd, m, r + 1) == -1) {
+		snprintf(why, whyn, "connection lost in the handshake: %s",
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Seal n bytes of plain text (0: the end mark) under cs as one frame. */
+static int
+frame_seal(struct noise_cs *cs, int fd, const unsigned char *plain, size_t n)
+{
+	unsigned char f[2 + NOISE_MSG_MAX];
+	size_t len = n + NOISE_TAG;
+
+	f[0] = (unsigned char)(len >> 8);
+	f[1] = (unsigned char)len;
+	if (noise_seal(cs, NULL, 0, plain, n, f + 2) == -1)
+		return errno = EOVERFLOW, -1;
+	return writen(fd, f, len + 2);
+}
+
+/*
+ * IK's dialler after message 1: what comes from lin (-1: nothing) goes out
+ * at once under the early key, so the dialler's first bytes do not wait a
+ * round trip; message 2 ends that, and an empty early frame says so.
+ * 0, or -1 with why.
+ */
+int
+seal_early(struct noise *ns, int lin, int rfd, int wfd, int ms, char *why,
+    size_t whyn)
+{
+	static unsigned char plain[SEAL_PLAIN];
+	struct pollfd p[2] = { { .fd = rfd, .events = POLLIN },
+	    { .fd = lin, .events = POLLIN } };
+	long deadline = now_ms() + ms, left;
+	ssize_t r;
+
+	while (p[1].fd != -1 && (left = deadline - now_ms()) > 0) {
+		if (poll(p, 2, (int)left) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(why, whyn, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (p[0].revents != 0)
+			break;
+		if (p[1].revents == 0)
+			continue;
+		/* At its end (or an error) PROG's side is the pump's news. */
+		if ((r = read(lin, plain, sizeof(plain))) <= 0) {
+			if (r == -1 && errno == EINTR)
+				continue;
+			p[1].fd = -1;
+			continue;
+		}
+		if (frame_seal(&ns->early, wfd, plain, r) == -1) {
+			snprintf(why, whyn, "connection lost in the "
+			    "handshake: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if (handshake(ns, rfd, wfd, NULL, deadline, NULL, why, whyn) == -1)
+		return -1;
+	if (frame_seal(&ns->early, wfd, NULL, 0) == -1) {
+		snprintf(why, whyn, "connection lost: %s", strerror(errno));
+		return -1;
+	}
+	/* Ours is spent: seal_in must not take it for the answerer's. */
+	explicit_bzero(&ns->early, sizeof(ns->early));
+	return 0;
 }
 
 /*
@@ -282,9 +366,8 @@ seal_answer(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY]
 int
 seal_out(struct noise_cs *tx, int from, int net)
 {
-	static unsigned char plain[SEAL_PLAIN], f[2 + NOISE_MSG_MAX];
+	static unsigned char plain[SEAL_PLAIN];
 	ssize_t r;
-	size_t n;
 
 	for (;;) {
 		if ((r = read(from, plain, sizeof(plain))) == -1) {
@@ -292,12 +375,7 @@ seal_out(struct noise_cs *tx, int from, int net)
 				continue;
 			return -1;
 		}
-		n = (size_t)r + NOISE_TAG;
-		f[0] = (unsigned char)(n >> 8);
-		f[1] = (unsigned char)n;
-		if (noise_seal(tx, NULL, 0, plain, r, f + 2) == -1)
-			return errno = EOVERFLOW, -1;
-		if (writen(net, f, n + 2) == -1)
+		if (frame_seal(tx, net, plain, r) == -1)
 			return -1;
 		if (r == 0)
 			return 0;
@@ -306,12 +384,16 @@ seal_out(struct noise_cs *tx, int from, int net)
 
 /*
  * Open the frames from net onto fd to until the end frame, then half-close
- * to. 0, or -1 with why: a cut, a frame that is not authentic, a lost sink.
+ * to; first, with early set (IK's answerer), the early ones up to their
+ * empty one. 0, or -1 with why: a cut, a frame that is not authentic, a
+ * lost sink.
  */
 int
-seal_in(struct noise_cs *rx, int net, int to, char *why, size_t whyn)
+seal_in(struct noise_cs *early, struct noise_cs *rx, int net, int to,
+    char *why, size_t whyn)
 {
 	static unsigned char f[NOISE_MSG_MAX], plain[NOISE_MSG_MAX];
+	struct noise_cs *cs = early != NULL && early->has ? early : rx;
 	size_t n;
 	int r;
 
@@ -326,11 +408,15 @@ seal_in(struct noise_cs *rx, int net, int to, char *why, size_t whyn)
 				    strerror(errno));
 			return -1;
 		}
-		if (noise_open(rx, NULL, 0, f, n, plain) == -1) {
+		if (noise_open(cs, NULL, 0, f, n, plain) == -1) {
 			snprintf(why, whyn, "bad frame: not authentic");
 			return -1;
 		}
 		n -= NOISE_TAG;
+		if (n == 0 && cs != rx) {
+			cs = rx;
+			continue;
+		}
 		if (n == 0) {
 			half_close(to);
 			return 0;

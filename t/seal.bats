@@ -127,6 +127,31 @@ lines() { wc -l < "$1" | tr -d ' '; }
 	grep -q "sealed with IK" "$D/c.err"
 }
 
+# gate: the listener's bytes are held back until its PROG has read the
+# dialler's first ones (or 2 s pass, which $D/late records).
+gate() {
+	MIDDLE="for i in \$(seq 40); do [ -s '$D/seen' ] && break; sleep 0.05; done
+		[ -s '$D/seen' ] || touch '$D/late'; exec cat"
+	SERVE="head -c 6 > '$D/seen'; echo back"
+}
+
+@test "p2pseal: with the key pinned (IK) the dialler's first bytes reach PROG before the answer has come back; not so on a first dial (XX)" {
+	pin
+	gate
+	sealed -v bob@rv:1 <<< hello > "$D/out" || { cat "$D/c.err" "$D/s.err"; false; }
+	grep -q "sealed with IK" "$D/c.err"
+	[ "$(cat "$D/seen")" = hello ]
+	[ "$(cat "$D/out")" = back ]
+	[ ! -e "$D/late" ]
+	# The control: XX's dialler says nothing until the answer has come.
+	rm -f "$P2P_KNOWN" "$D/seen"
+	gate
+	sealed -v bob@rv:1 <<< hello > "$D/out" || { cat "$D/c.err" "$D/s.err"; false; }
+	grep -q "sealed with XX" "$D/c.err"
+	[ "$(cat "$D/out")" = back ]
+	[ -e "$D/late" ]
+}
+
 @test "p2pseal: 16 MiB each way, byte-exact, over TCP (tcpserver, tcpclient)" {
 	head -c 16777216 /dev/urandom > "$D/data"
 	port=$(( 20000 + RANDOM % 20000 ))

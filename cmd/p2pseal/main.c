@@ -33,41 +33,6 @@ have_fds(int a, int b)
 	return fcntl(a, F_GETFD) != -1 && fcntl(b, F_GETFD) != -1;
 }
 
-/*
- * The dialler's side: IK to a pinned key, else XX and pin what answered
- * (trust on first use), unless strict. Exits on failure with one line.
- */
-static void
-dial(struct noise *ns, const unsigned char s[NOISE_KEY], const char *peer,
-    int strict, int ms)
-{
-	char kbuf[1024], why[512], fp[KEY_FP];
-	unsigned char pinned[NOISE_KEY];
-	const char *known = known_path(kbuf, sizeof(kbuf));
-	int line = 0, r;
-
-	if ((r = known_find(known, peer, pinned, &line)) == -1)
-		err(EX_SYSTEM, "unable to read %s", known);
-	if (r == 0 && strict)
-		errx(EX_NOTCONN, "%s: not in %s, and -S refuses unknown peers",
-		    peer, known);
-	if (seal_dial(ns, 6, 7, s, r ? pinned : NULL, ms, why,
-	    sizeof(why)) == -1) {
-		if (r)
-			errx(EX_NOTCONN, "%s: %s: the peer did not prove the "
-			    "key pinned at %s:%d (a changed key?)", peer, why,
-			    known, line);
-		errx(EX_NOTCONN, "%s: %s", peer, why);
-	}
-	if (r == 0) {
-		if (known_add(known, peer, ns->rs) == -1)
-			err(EX_SYSTEM, "unable to pin %s in %s", peer, known);
-		key_fp(ns->rs, fp);
-		fprintf(stderr, "%s: pinned %s, fingerprint %s, in %s\n",
-		    getprogname(), peer, fp, known);
-	}
-}
-
 /* Run prog on the far end of a socket pair, UCSPI style; ours in *local. */
 static pid_t
 run_prog(char **prog, int side, int *local)
@@ -90,6 +55,52 @@ run_prog(char **prog, int side, int *local)
 	close(sp[1]);
 	*local = sp[0];
 	return pid;
+}
+
+/*
+ * The dialler's side: IK to a pinned key, else XX and pin what answered
+ * (trust on first use), unless strict. With the key pinned, PROG starts
+ * (into *prog, its end in *lin) while message 2 is on its way, and what it
+ * says first goes sealed at once. Exits on failure with one line.
+ */
+static void
+dial(struct noise *ns, const unsigned char s[NOISE_KEY], const char *peer,
+    int strict, int ms, char **argv, pid_t *prog, int *lin)
+{
+	char kbuf[1024], why[512], fp[KEY_FP];
+	unsigned char pinned[NOISE_KEY];
+	const char *known = known_path(kbuf, sizeof(kbuf));
+	int line = 0, r, got;
+
+	if ((r = known_find(known, peer, pinned, &line)) == -1)
+		err(EX_SYSTEM, "unable to read %s", known);
+	if (r == 0 && strict)
+		errx(EX_NOTCONN, "%s: not in %s, and -S refuses unknown peers",
+		    peer, known);
+	got = seal_dial(ns, 6, 7, s, r ? pinned : NULL, ms, why, sizeof(why));
+	if (got == 0 && !ns->done) {
+		key_fp(pinned, fp);
+		setenv("P2PKEY_FP", fp, 1);
+		if (*argv != NULL)
+			*prog = run_prog(argv, SIDE_DIAL, lin);
+		if ((got = seal_early(ns, *lin, 6, 7, ms, why,
+		    sizeof(why))) == -1 && *prog > 0)
+			kill(*prog, SIGTERM);
+	}
+	if (got == -1) {
+		if (r)
+			errx(EX_NOTCONN, "%s: %s: the peer did not prove the "
+			    "key pinned at %s:%d (a changed key?)", peer, why,
+			    known, line);
+		errx(EX_NOTCONN, "%s: %s", peer, why);
+	}
+	if (r == 0) {
+		if (known_add(known, peer, ns->rs) == -1)
+			err(EX_SYSTEM, "unable to pin %s in %s", peer, known);
+		key_fp(ns->rs, fp);
+		fprintf(stderr, "%s: pinned %s, fingerprint %s, in %s\n",
+		    getprogname(), peer, fp, known);
+	}
 }
 
 /* Wait for pid: its exit status, as the shell would give it. */
@@ -128,7 +139,7 @@ pump(struct noise *ns, int netr, int netw, int lin, int lout, pid_t prog)
 	close(netw);
 	if (lin != lout)
 		close(lin);
-	if (seal_in(&ns->rx, netr, lout, why, sizeof(why)) == -1) {
+	if (seal_in(&ns->early, &ns->rx, netr, lout, why, sizeof(why)) == -1) {
 		kill(out, SIGTERM);
 		if (prog > 0)
 			kill(prog, SIGTERM);
@@ -228,8 +239,9 @@ main(int argc, char *argv[])
 	}
 	signal(SIGPIPE, SIG_IGN);
 	key_load(key_path(keyflag, kbuf, sizeof(kbuf)), s, 1, getprogname());
+	lin = 0;
 	if (side == SIDE_DIAL)
-		dial(&ns, s, peer, strict, ms);
+		dial(&ns, s, peer, strict, ms, argv, &prog, &lin);
 	else if (seal_answer(&ns, netr, netw, s, authorized, ms, why,
 	    sizeof(why)) == -1)
 		errx(EX_NOTCONN, "%s", why);
@@ -238,9 +250,8 @@ main(int argc, char *argv[])
 	setenv("P2PKEY_FP", fp, 1);
 	vlog("sealed with %s, peer's fingerprint %s",
 	    ns.pattern == NOISE_IK ? "IK" : "XX", fp);
-	lin = 0;
-	lout = 1;
-	if (*argv != NULL)
+	lout = lin == 0 ? 1 : lin;
+	if (*argv != NULL && prog == 0)
 		prog = run_prog(argv, side, &lin), lout = lin;
 	return pump(&ns, netr, netw, lin, lout, prog);
 }
