@@ -330,3 +330,31 @@ plain_to() {
 	[[ $output == *"p2pdial: sealed1@$P2P_RVD: "*"the peer did not prove the key pinned at $P2P_KNOWN:1 (a changed key?)" ]] ||
 		{ echo "$output"; false; }
 }
+
+@test "lab: p2pdial -u to a sealing p2plisten whose program speaks first is served plain at once (MSG PLAIN); under -a it is refused at once" {
+	lab_up
+	LAB_IS_UP=1
+	start_rvd -o
+	# The program speaks first and never reads: a look at the dialler's
+	# first bytes would wait for ever (here: the 20 s handshake time).
+	lab_bg b1 env P2P_KEY="$SK" P2P_TIMEOUT=20 p2plisten -v first1 \
+		sh -c 'echo "hello from $P2PVIA plain=${P2PPLAIN:-}"; sleep 2'
+	local log=$LAB_BG_LOG
+	wait_logged_on first1
+	run lab a1 env P2P_KEY="$CK" timeout 15 sh -c 'sleep 5 | p2pdial -u -v first1'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"hello from "*" plain=1"* ]]
+	! grep -q "p2pseal.*timed out\|refused" "$log"
+	lab_bg b1 env P2P_KEY="$SK" P2P_TIMEOUT=20 p2plisten -v -a "$D/cpub" strict1 \
+		sh -c 'echo "hello"; sleep 2'
+	log=$LAB_BG_LOG
+	wait_logged_on strict1
+	run lab a1 env P2P_KEY="$CK" timeout 15 sh -c 'sleep 5 | p2pdial -u strict1'
+	for i in $(seq 30); do
+		grep -q "refused an unsealed dialler (-a)" "$log" && break
+		sleep 0.1
+	done
+	grep -q "refused an unsealed dialler (-a)" "$log" || { cat "$log"; false; }
+	[[ $output != *hello* ]]
+}

@@ -33,7 +33,7 @@ hostport() {
 	esac
 }
 [ "${1:-}" = --version ] && set -- -V
-F= v= S= seal=1
+F= v= S= seal=1 u=
 while getopts FhSuVvt: o; do
 	case $o in
 	F) F=-F seal= ;;
@@ -64,7 +64,9 @@ for w in $(printf '%s\n' "${P2P_RVD:-}" | tr , ' '); do
 	rv=${rv:+$rv,}$w
 done
 set +f
-ladder=${P2P_LADDER:-"rvinvite -e $v \"\$P2PPEER\" | dialdirect -e $v | dialpunch -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
+# Unsealed, the invitation says so: the listener's p2pseal need not wait.
+[ -n "$seal" ] || u=-u
+ladder=${P2P_LADDER:-"rvinvite -e $u $v \"\$P2PPEER\" | dialdirect -e $v | dialpunch -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
 # The peer as known_peers names it: NAME@RVD.
 if [ -n "$seal" ]; then
 	set -- p2pseal -n p2pdial -c $v $S "$peer@${rv:--}" "$@"

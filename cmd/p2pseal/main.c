@@ -227,9 +227,12 @@ main(int argc, char *argv[])
 	unsetenv("P2PKEY_FP");
 	/*
 	 * A dialler that does not seal (ssh's ProxyUseFdpass, p2pdial -u) gets
-	 * PROG on the connection itself, unless we let in only sealed ones.
+	 * PROG on the connection itself, unless we let in only sealed ones: at
+	 * once when it said so (P2PPLAIN, from rvlisten), else once its first
+	 * bytes show it.
 	 */
-	if (side == SIDE_ANSWER && seal_peek(netr, ms) == 0) {
+	if (side == SIDE_ANSWER && (env_or("P2PPLAIN", "")[0] == '1' ||
+	    seal_peek(netr, ms) == 0)) {
 		if (strict || authorized)
 			errx(EX_NOTCONN, "refused an unsealed dialler (-%s)",
 			    authorized ? "a" : "S");

@@ -23,7 +23,7 @@
 static void
 usage(void)
 {
-	usage_exit("usage: rvinvite [-ehVv] [-t SECONDS] [-r RVD] [-n NAME] "
+	usage_exit("usage: rvinvite [-ehuVv] [-t SECONDS] [-r RVD] [-n NAME] "
 	    "PEER [PROG...]\n");
 }
 
@@ -208,20 +208,23 @@ main(int argc, char *argv[])
 	struct rv rv;
 	struct pollfd p[3];
 	char cand[TICKET_ADDRS][ADDR_STR], line[LINE_MAX_ + 1], *w[40];
-	char invite[LINE_MAX_ + 1], msg[LINE_MAX_ + 1];
+	char invite[LINE_MAX_ + 1], msg[LINE_MAX_ + 64];	/* + "MSG id PLAIN" */
 	const char *rvaddr, *name, *secret, *why = "timeout";
 	long deadline;
-	int ch, tsec = 0, early = 0, lfd, port, ncand, i, n;
+	int ch, tsec = 0, early = 0, plain = 0, lfd, port, ncand, i, n;
 	int fd = -1, ms;
 
 	rvaddr = getenv("P2P_RVD");
 	name = env_or("P2P_NAME", env_or("USER", "anonymous"));
 	secret = getenv("P2P_SECRET");
 	opt_version(argc, argv);
-	while ((ch = getopt(argc, argv, "+ehVn:r:t:v")) != -1) {
+	while ((ch = getopt(argc, argv, "+ehuVn:r:t:v")) != -1) {
 		switch (ch) {
 		case 'e':
 			early = 1;
+			break;
+		case 'u':
+			plain = 1;
 			break;
 		case 'n':
 			name = optarg;
@@ -288,7 +291,10 @@ main(int argc, char *argv[])
 		ticket_handoff(&t, "rvinvite");
 	}
 	ms = env_timeout_ms(0, 3);
-	if (rv_logon(&rv, rvaddr, "LOGON", name, secret, invite, ms) == -1) {
+	/* Right behind it, so that the listener knows before any dial lands. */
+	snprintf(msg, sizeof(msg), "%s%s%s%s", invite, plain ? "\nMSG " : "",
+	    plain ? t.id : "", plain ? " PLAIN" : "");
+	if (rv_logon(&rv, rvaddr, "LOGON", name, secret, msg, ms) == -1) {
 		/* The ticket still goes on: a later rung may fare better. */
 		int refused = errno == EACCES;
 

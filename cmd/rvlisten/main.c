@@ -53,6 +53,7 @@ struct sess {
 	struct ladder ll;
 	int lrunning;
 	int lated;		/* an inviter gets one late dial */
+	int plain;		/* the inviter will not seal (MSG id PLAIN) */
 };
 
 struct hs {
@@ -105,6 +106,11 @@ serve(int fd, const char *via, const struct sess *s)
 		unsetenv("P2PFD");
 		unsetenv("P2P_V");
 		signal(SIGPIPE, SIG_DFL);
+		/* p2pseal -s, told, need not wait to see who speaks first. */
+		if (s->plain)
+			setenv("P2PPLAIN", "1", 1);
+		else
+			unsetenv("P2PPLAIN");
 		_exit(deliver(fd, &(struct conninfo){ via, s->peer, 0, s->id,
 		    s->token }, prog, SIDE_ANSWER));
 	}
@@ -319,6 +325,19 @@ on_late(char **w, int n)
 }
 
 /*
+ * MSG id PLAIN: the inviter will not seal (p2pdial -u, -F), so PROG learns
+ * it (P2PPLAIN) and p2pseal -s need not wait to see who speaks first.
+ */
+static void
+on_plain(const char *id)
+{
+	struct sess *s;
+
+	if ((s = sess_find(id)) != NULL)
+		s->plain = 1;
+}
+
+/*
  * RELAY from sid relayaddr: join the relay session the peer opened, on a
  * relay rvd named to us in WELCOME and no other: an inviter must not make
  * us connect anywhere it likes.
@@ -442,6 +461,9 @@ rv_input(void)
 			continue;
 		if (strcmp(w[0], "INVITE") == 0)
 			on_invite(w, n);
+		else if (strcmp(w[0], "MSG") == 0 && n == 3 &&
+		    strcmp(w[2], "PLAIN") == 0)
+			on_plain(w[1]);
 		else if (strcmp(w[0], "MSG") == 0)
 			on_late(w, n);
 		else if (strcmp(w[0], "RELAY") == 0)
