@@ -610,6 +610,7 @@ conn_valid(const char *s)
  *   TELL fe conn SENT|ERR word...         a line for connection conn
  *   KICK fe name conn                     name is held at fe now
  *   PUNCH fe id observed local rtt [now]  the other party's punch
+ *   PUNCH fe id gone                      ...closed before ours came
  */
 int
 cluster_parse(char *msg, struct clmsg *m)
@@ -680,6 +681,11 @@ cluster_parse(char *msg, struct clmsg *m)
 		m->conn = w[3];
 		return 0;
 	case CL_PUNCH:
+		if (n == 4 && hex_valid(w[2], ID_HEX) && strcmp(w[3], "gone") == 0) {
+			m->id = w[2];
+			m->gone = 1;
+			return 0;
+		}
 		if ((n != 6 && (n != 7 || strcmp(w[6], "now") != 0)) ||
 		    !hex_valid(w[2], ID_HEX) || !cand_words_ok(w + 3, 2, 0))
 			return -1;

@@ -477,6 +477,7 @@ struct clmsg {
 	char *observed, *local;	/* PUNCH */
 	int rtt;
 	int now;		/* PUNCH: its party fires at once */
+	int gone;		/* PUNCH: its party's connection closed unpaired */
 	char *w[CL_WORDS];
 };
 int cluster_start(const char *url, int epfd, const struct cluster_hooks *h,

@@ -70,6 +70,7 @@ struct conn {
 	TAILQ_ENTRY(conn) holdq;
 	struct sessq slots;	/* a listener's dials in flight, oldest first */
 	int nslots;
+	char punching[ID_HEX + 1];	/* the session its PUNCH waits in */
 	struct conn *next_grave;
 };
 
@@ -87,6 +88,7 @@ struct sess {
 	char plocal[2][ADDR_STR];	/* ...and the local end it named */
 	int nopunch;		/* the invitee's ladder has ended (FAIL) */
 	int pnow;		/* a party fires at once: so must the other */
+	int pleft;		/* bit per side: its PUNCH connection closed unpaired */
 	int rside;		/* -r: the side at another front end, or -1 */
 	char rfe[CL_FE_HEX + 1];	/* ...that front end, once known */
 	int routed;		/* ...it has the invitation (SENT) */
@@ -158,6 +160,7 @@ static int claim_hold(struct conn *c);
 static void invite_remote(struct conn *c, struct rvcmd *m);
 static void relay_remote(struct conn *c, struct rvcmd *m);
 static void punch_remote(struct sess *s, struct conn *c, int side);
+static void punch_left(struct conn *c);
 static struct sess *sess_new(const char *id, const char *who, const char *to);
 static void sess_add(struct sess *s);
 static void ack_await(struct sess *s, struct conn *p);
@@ -583,6 +586,8 @@ conn_close(struct conn *c, const char *why)
 		    c->observed, why);
 	if (c->state == ST_LISTEN)
 		name_drop(c);
+	if (c->punching[0] != '\0')
+		punch_left(c);
 	while ((s = TAILQ_FIRST(&c->slots)) != NULL)
 		slot_put(s);
 	/* An inviter gone has ended its dials: their slots go back at once. */
@@ -1100,6 +1105,24 @@ punch_side(struct sess *s, struct conn *c)
 }
 
 /*
+ * The round trip to c, the PUNCH connection of side of s, in ms. A PUNCH
+ * that came in a Fast Open SYN is answered before the handshake's ACK
+ * gives the kernel its first sample: then that of the party's session
+ * connection, on the same path (0, "no wait", would hold the other side
+ * back by half our round trip for nothing).
+ */
+static int
+punch_rtt(struct sess *s, int side, struct conn *c)
+{
+	struct conn *o;
+	int r = fd_rtt_ms(c->fd);
+
+	if (r == 0 && (o = sess_party(s, side)) != NULL)
+		r = fd_rtt_ms(o->fd);
+	return r;
+}
+
+/*
  * PUNCH id localaddr, from a connection logged on from the port its party
  * will punch from (p2p(7), "Hole punching"). Once both parties' are in,
  * each is told the other's mapping (where we see it) and local end, its
@@ -1123,6 +1146,10 @@ do_punch(struct conn *c, struct rvcmd *m)
 		conn_send(c, "ERR %s peer will not punch", m->id);
 		return;
 	}
+	if (s->pleft & 1 << !side) {
+		conn_send(c, "ERR %s peer left the punch", m->id);
+		return;
+	}
 	if (!who_rate(c->name)) {
 		lograte(LG_RATE, "refused punch %s: too many requests", c->name);
 		conn_send(c, "ERR %s too many requests; try later", m->id);
@@ -1130,6 +1157,7 @@ do_punch(struct conn *c, struct rvcmd *m)
 	}
 	s->pfd[side] = c->fd;
 	s->pserial[side] = c->serial;
+	strlcpy(c->punching, s->id, sizeof(c->punching));
 	strlcpy(s->plocal[side], m->addrs[0], sizeof(s->plocal[side]));
 	s->pnow |= m->now;
 	if (s->rside == !side) {
@@ -1143,7 +1171,7 @@ do_punch(struct conn *c, struct rvcmd *m)
 		return;
 	}
 	for (i = 0; i < 2; i++)
-		r[i] = fd_rtt_ms(p[i]->fd);
+		r[i] = punch_rtt(s, i, p[i]);
 	for (i = 0; i < 2; i++)
 		conn_send(p[i], "PUNCH %s %s %s %d %s%s", s->id,
 		    p[!i]->observed, s->plocal[!i], r[!i] > r[i] ?
@@ -1152,6 +1180,32 @@ do_punch(struct conn *c, struct rvcmd *m)
 	logline("punch %s %s <-> %s %s", s->who, p[0]->observed, s->to,
 	    p[1]->observed);
 	s->pfd[0] = s->pfd[1] = -1;
+}
+
+/*
+ * c, whose PUNCH was in, is closing: if its partner's has not come yet,
+ * that one is answered at once (do_punch), not left to wait out its
+ * timeout; a partner at another front end is told there (rx_punch).
+ */
+static void
+punch_left(struct conn *c)
+{
+	struct sess *s = sess_find(c->punching);
+	struct conn *o;
+	int side;
+
+	for (side = 0; s != NULL && side < 2; side++) {
+		if (s->pfd[side] != c->fd || s->pserial[side] != c->serial)
+			continue;
+		vlog("punch %s %s: left before its peer came", s->id, c->name);
+		s->pfd[side] = -1;
+		s->pleft |= 1 << side;
+		if (s->rside == !side && s->rfe[0] != '\0')
+			cluster_publish(s->rfe, "PUNCH %s %s gone", cluster_id(),
+			    s->id);
+		else if ((o = conn_at(s->pfd[!side], s->pserial[!side])) != NULL)
+			conn_send(o, "ERR %s peer left the punch", s->id);
+	}
 }
 
 /*
@@ -1444,7 +1498,7 @@ relay_remote(struct conn *c, struct rvcmd *m)
 static void
 punch_pair(struct sess *s, struct conn *c, int side)
 {
-	int r = fd_rtt_ms(c->fd);
+	int r = punch_rtt(s, side, c);
 
 	conn_send(c, "PUNCH %s %s %s %d %s%s", s->id, s->robs, s->rlocal,
 	    s->rrtt > r ? (s->rrtt - r) / 2 : 0, side == 1 ? "dial" : "answer",
@@ -1464,7 +1518,7 @@ punch_remote(struct sess *s, struct conn *c, int side)
 {
 	if (s->rfe[0] == '\0' || cluster_publish(s->rfe, "PUNCH %s %s %s %s %d%s",
 	    cluster_id(), s->id, c->observed, s->plocal[side],
-	    fd_rtt_ms(c->fd), s->pnow ? " now" : "") == -1) {
+	    punch_rtt(s, side, c), s->pnow ? " now" : "") == -1) {
 		conn_send(c, "ERR %s peer gone", s->id);
 		s->pfd[side] = -1;
 		return;
@@ -1650,6 +1704,15 @@ rx_punch(struct clmsg *m)
 	if (s == NULL)
 		return;
 	side = !s->rside;
+	if (m->gone) {
+		/* Its PUNCH connection closed unpaired: ours need not wait. */
+		s->rpunch = 0;
+		s->pleft |= 1 << s->rside;
+		if ((p = conn_at(s->pfd[side], s->pserial[side])) != NULL)
+			conn_send(p, "ERR %s peer left the punch", s->id);
+		s->pfd[side] = -1;
+		return;
+	}
 	strlcpy(s->robs, m->observed, sizeof(s->robs));
 	strlcpy(s->rlocal, m->local, sizeof(s->rlocal));
 	s->rrtt = m->rtt;
