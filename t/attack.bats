@@ -29,7 +29,7 @@ rvd_up() {
 	[ "$1" != -a ] || { addr=$2; shift 2; }
 	RVD_LOG=$BATS_TEST_TMPDIR/rvd.log
 	for try in 1 2 3 4 5; do
-		PORT=$((20000 + RANDOM % 20000))
+		PORT=$((10000 + RANDOM % 22000))
 		: > "$BATS_TEST_TMPDIR/ready"
 		if [ -n "$lim" ]; then
 			bash -c 'ulimit -n "$1"; shift; exec "$@"' - "$lim" \
@@ -331,7 +331,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$RVD_PID/stat"; }
 
 @test "rvd PORT listens on IPv4 and IPv6 alike" {
 	ip -6 addr show dev lo | grep -q "::1/128" || skip "no IPv6 on loopback"
-	PORT=$((20000 + RANDOM % 20000))
+	PORT=$((10000 + RANDOM % 22000))
 	"$BIN/rvd" -o -d 3 "$PORT" 3> "$BATS_TEST_TMPDIR/ready" 2> "$BATS_TEST_TMPDIR/rvd.log" &
 	RVD_PID=$!
 	for i in $(seq 50); do [ -s "$BATS_TEST_TMPDIR/ready" ] && break; sleep 0.1; done

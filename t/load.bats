@@ -43,7 +43,7 @@ start_rvd() {
 	local try i
 	RVD_LOG=$BATS_TEST_TMPDIR/rvd.log
 	for try in 1 2 3 4 5; do
-		PORT=$((20000 + RANDOM % 20000))
+		PORT=$((10000 + RANDOM % 22000))
 		: > "$BATS_TEST_TMPDIR/ready"
 		"$1" -o -c 100000 -d 3 "127.0.0.1:$PORT" 3> "$BATS_TEST_TMPDIR/ready" \
 			2> "$RVD_LOG" &

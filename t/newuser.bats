@@ -39,7 +39,7 @@ version() {
 start_rvd() {
 	local port i
 	for i in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 20000))
+		port=$((10000 + RANDOM % 22000))
 		rvd -o -d 3 "127.0.0.1:$port" 3>"$BATS_TEST_TMPDIR/ready" \
 		    2>"$BATS_TEST_TMPDIR/rvd.log" &
 		RVD_PID=$!

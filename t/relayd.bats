@@ -51,7 +51,7 @@ teardown() {
 start_relayd() {
 	local try i ready=$BATS_FILE_TMPDIR/ready.$$.$RANDOM
 	for try in 1 2 3 4 5; do
-		PORT=$((20000 + RANDOM % 20000))
+		PORT=$((10000 + RANDOM % 22000))
 		RELAYD_LOG=$BATS_FILE_TMPDIR/relayd.$PORT.log
 		: > "$ready"
 		relayd -v -d 3 "$@" "127.0.0.1:$PORT" 3> "$ready" \

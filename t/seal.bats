@@ -154,7 +154,7 @@ gate() {
 
 @test "p2pseal: 16 MiB each way, byte-exact, over TCP (tcpserver, tcpclient)" {
 	head -c 16777216 /dev/urandom > "$D/data"
-	port=$(( 20000 + RANDOM % 20000 ))
+	port=$(( 10000 + RANDOM % 22000 ))
 	P2P_KEY=$SK tcpserver -q -c 4 127.0.0.1 $port p2pseal -s cat 2> "$D/s.err" &
 	spid=$!
 	for i in $(seq 50); do
@@ -171,7 +171,7 @@ gate() {
 # once, unsealed, by nc sending "hello"; the reply in $D/out, its stderr in
 # $D/s.err.
 plain_to() {
-	local flags=$1 port=$(( 20000 + RANDOM % 20000 )) spid i
+	local flags=$1 port=$(( 10000 + RANDOM % 22000 )) spid i
 	shift
 	P2P_KEY=$SK tcpserver -q 127.0.0.1 $port p2pseal $flags -s "$@" 2> "$D/s.err" &
 	spid=$!

@@ -809,7 +809,7 @@ hs() {
 }
 
 @test "rvlisten: a dialer's handshake line ending in CRLF is read, not reset" {
-	local port=$((20000 + RANDOM % 20000)) i
+	local port=$((10000 + RANDOM % 22000)) i
 	rvlisten -r 127.0.0.1:1 -p $port crlf cat 2>"$BATS_TEST_TMPDIR/log" &
 	pid=$!
 	for i in $(seq 50); do
@@ -846,8 +846,8 @@ connect_proxy() {
 }
 
 @test "dialproxy: the handshake through the tunnel: OK, then a taken session, then a wrong token" {
-	local pr=$((20000 + RANDOM % 10000)) px=$((30000 + RANDOM % 10000))
-	local pp=$((40000 + RANDOM % 10000)) pids= i
+	local pr=$((10000 + RANDOM % 7000)) px=$((17000 + RANDOM % 7000))
+	local pp=$((24000 + RANDOM % 7000)) pids= i
 	connect_proxy $pp; pids="$pids $!"
 	rvd -o 127.0.0.1:$pr 2>/dev/null & pids="$pids $!"
 	rvlisten -r 127.0.0.1:$pr -p $px bob echo hello from bob \
