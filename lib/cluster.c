@@ -1,8 +1,11 @@
 /*
  * rvd front ends that share presence and route messages through Redis
- * (rvd -r). Two hiredis async connections, driven by rvd's own epoll loop:
- * one for commands, one subscribed to this front end's channel. Nothing
- * here blocks on Redis: while it is away rvd runs alone, and says so once.
+ * (rvd -r). Three connections, driven by rvd's own epoll loop: two hiredis
+ * async ones, for commands and subscribed to this front end's channel, and
+ * one that only publishes, without replies (CLIENT REPLY OFF): a message to
+ * another front end costs Redis no reply, and rvd no wakeup to read one.
+ * Nothing here blocks on Redis: while it is away rvd runs alone, and says
+ * so once.
  *
  * In Redis (rvd(8) says the same for operators):
  *   p2p:name:NAME   "FEID CONN", the listener's front end and connection,
@@ -10,6 +13,7 @@
  *   p2p:fe:FEID     the channel a front end reads its messages on
  */
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,18 +35,28 @@ enum { CL_DOWN, CL_CONNECTING, CL_UP };
 struct watch {
 	redisAsyncContext *ac;
 	int fd;
-	uint32_t ev;
+	uint32_t ev, set;	/* what hiredis wants; what epoll has */
+	int dirty;		/* commands queued since the last flush */
 	int ready;		/* connected (cmd), or subscribed (sub) */
 	const char *what;
 };
 
 static struct watch wcmd = { .fd = -1, .what = "commands" };
 static struct watch wsub = { .fd = -1, .what = "channel" };
+
+/* The publishing connection: hiredis's plain context, used non-blocking. */
+static struct pubconn {
+	redisContext *c;
+	uint32_t set;		/* what epoll waits for */
+	int dirty;		/* messages queued since the last flush */
+	int ready;		/* connected */
+} wpub;
 static struct cluster_hooks hooks;
 static char host[256], url[300], feid[CL_FE_HEX + 1], chan[64], why_lost[128];
 static int port, ep = -1, state = CL_DOWN, ever_up, said_unreachable;
 static long retry_at, backoff = CL_BACKOFF_MIN, since, down_at;
 static long pending, progress_at;
+static int flushing;		/* inside cluster_flush's write */
 
 /*
  * Claim a name, or refresh the claim: set it unless a live front end
@@ -83,13 +97,17 @@ static const char release_lua[] =
     "end\n"
     "return 1\n";
 
-/* Tell epoll what w waits for now. */
+/*
+ * Tell epoll what w waits for now, if that changed: hiredis asks for reads
+ * again after every read and write, and each epoll_ctl is a system call.
+ */
 static void
 watch_set(struct watch *w)
 {
-	if (w->fd != -1)
-		epoll_ctl(ep, EPOLL_CTL_MOD, w->fd, &(struct epoll_event){
-		    .events = w->ev, .data.ptr = w });
+	if (w->fd != -1 && w->ev != w->set &&
+	    epoll_ctl(ep, EPOLL_CTL_MOD, w->fd, &(struct epoll_event){
+	    .events = w->ev, .data.ptr = w }) == 0)
+		w->set = w->ev;
 }
 
 /* hiredis wants to read. */
@@ -112,12 +130,20 @@ ev_del_read(void *p)
 	watch_set(w);
 }
 
-/* hiredis has something to write (or a connect to finish). */
+/*
+ * hiredis has something to write (or a connect to finish). Once connected,
+ * commands wait for cluster_flush at the end of the loop's turn, written
+ * together at once: EPOLLOUT only when the socket is full.
+ */
 static void
 ev_add_write(void *p)
 {
 	struct watch *w = p;
 
+	if (!flushing && w->ac != NULL && (w->ac->c.flags & REDIS_CONNECTED)) {
+		w->dirty = 1;
+		return;
+	}
 	w->ev |= EPOLLOUT;
 	watch_set(w);
 }
@@ -148,8 +174,8 @@ ev_cleanup(void *p)
 		snprintf(why_lost, sizeof(why_lost), "%s", w->ac->errstr);
 	w->ac = NULL;
 	w->fd = -1;
-	w->ev = 0;
-	w->ready = 0;
+	w->ev = w->set = 0;
+	w->dirty = w->ready = 0;
 }
 
 /* Start a non-blocking connection to Redis for w, hooked into epoll. */
@@ -169,8 +195,8 @@ watch_open(struct watch *w)
 	fd_cloexec(ac->c.fd);
 	w->ac = ac;
 	w->fd = ac->c.fd;
-	w->ev = 0;
-	w->ready = 0;
+	w->ev = w->set = 0;
+	w->dirty = w->ready = 0;
 	ac->ev.data = w;
 	ac->ev.addRead = ev_add_read;
 	ac->ev.delRead = ev_del_read;
@@ -189,7 +215,7 @@ watch_open(struct watch *w)
 static void
 maybe_up(void)
 {
-	if (state != CL_CONNECTING || !wcmd.ready || !wsub.ready)
+	if (state != CL_CONNECTING || !wcmd.ready || !wsub.ready || !wpub.ready)
 		return;
 	state = CL_UP;
 	backoff = CL_BACKOFF_MIN;
@@ -249,7 +275,103 @@ on_sub(redisAsyncContext *ac, void *r, void *priv)
 		hooks.message(msg);
 }
 
-/* Connect both connections; the loop finishes the handshakes. */
+/* Set what epoll waits for on the publishing connection: out, or only in. */
+static void
+pub_want(uint32_t ev)
+{
+	if (wpub.c != NULL && ev != wpub.set &&
+	    epoll_ctl(ep, EPOLL_CTL_MOD, wpub.c->fd, &(struct epoll_event){
+	    .events = ev, .data.ptr = &wpub }) == 0)
+		wpub.set = ev;
+}
+
+/* Close the publishing connection, keeping why for the log line. */
+static void
+pub_close(const char *why)
+{
+	if (wpub.c == NULL)
+		return;
+	if (why != NULL && why_lost[0] == '\0')
+		snprintf(why_lost, sizeof(why_lost), "%s", why);
+	epoll_ctl(ep, EPOLL_CTL_DEL, wpub.c->fd, NULL);
+	redisFree(wpub.c);
+	memset(&wpub, 0, sizeof(wpub));
+}
+
+/*
+ * Start the publishing connection, non-blocking; its first command turns
+ * replies off, so that nothing is ever read on it but the close.
+ */
+static int
+pub_open(void)
+{
+	static const char *off[] = { "CLIENT", "REPLY", "OFF" };
+
+	if ((wpub.c = redisConnectNonBlock(host, port)) == NULL)
+		return -1;
+	if (wpub.c->err) {
+		pub_close(wpub.c->errstr);
+		return -1;
+	}
+	fd_cloexec(wpub.c->fd);
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, wpub.c->fd, &(struct epoll_event){
+	    .events = EPOLLIN | EPOLLOUT, .data.ptr = &wpub }) == -1) {
+		pub_close(NULL);
+		return -1;
+	}
+	wpub.set = EPOLLIN | EPOLLOUT;	/* EPOLLOUT: the connect is done */
+	redisAppendCommandArgv(wpub.c, 3, off, NULL);
+	return 0;
+}
+
+/* Write what is queued on the publishing connection; EPOLLOUT if it is full. */
+static void
+pub_write(void)
+{
+	int done = 0;
+
+	wpub.dirty = 0;
+	if (redisBufferWrite(wpub.c, &done) == REDIS_ERR) {
+		pub_close(wpub.c->errstr);
+		return;
+	}
+	pub_want(done ? EPOLLIN : EPOLLIN | EPOLLOUT);
+}
+
+/* An event on the publishing connection: connected, writable, or closed. */
+static void
+pub_event(uint32_t events)
+{
+	void *r;
+	int e = 0;
+
+	if (wpub.c == NULL)
+		return;
+	if (!wpub.ready && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		if (getsockopt(wpub.c->fd, SOL_SOCKET, SO_ERROR, &e,
+		    &(socklen_t){ sizeof(e) }) == -1 || e != 0 ||
+		    (events & (EPOLLERR | EPOLLHUP))) {
+			pub_close(strerror(e ? e : ECONNREFUSED));
+			return;
+		}
+		wpub.ready = 1;
+		maybe_up();
+	}
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+		/* No replies come: a read is Redis closing, or an error. */
+		if (redisBufferRead(wpub.c) == REDIS_ERR) {
+			pub_close(wpub.c->errstr[0] ? wpub.c->errstr : "closed");
+			return;
+		}
+		while (redisGetReplyFromReader(wpub.c, &r) == REDIS_OK &&
+		    r != NULL)
+			freeReplyObject(r);
+	}
+	if (events & EPOLLOUT)
+		pub_write();
+}
+
+/* Connect all three connections; the loop finishes the handshakes. */
 static void
 cluster_connect(void)
 {
@@ -257,7 +379,8 @@ cluster_connect(void)
 	since = now_ms();
 	pending = 0;
 	why_lost[0] = '\0';
-	if (watch_open(&wcmd) == -1 || watch_open(&wsub) == -1)
+	if (watch_open(&wcmd) == -1 || watch_open(&wsub) == -1 ||
+	    pub_open() == -1)
 		return;		/* cluster_tick sees a watch gone, and waits */
 	redisAsyncSetConnectCallback(wcmd.ac, on_connect);
 	/* hiredis writes once connect() is done; this gives it the first
@@ -327,7 +450,8 @@ cluster_id(void)
 int
 cluster_up(void)
 {
-	return state == CL_UP && wcmd.ac != NULL && wsub.ac != NULL;
+	return state == CL_UP && wcmd.ac != NULL && wsub.ac != NULL &&
+	    wpub.c != NULL;
 }
 
 /* Act on an epoll event if it is one of ours: 1 if it was. */
@@ -336,6 +460,10 @@ cluster_event(void *ptr, uint32_t events)
 {
 	struct watch *w = ptr;
 
+	if (ptr == &wpub) {
+		pub_event(events);
+		return 1;
+	}
 	if (w != &wcmd && w != &wsub)
 		return 0;
 	if (w->ac == NULL)
@@ -348,6 +476,33 @@ cluster_event(void *ptr, uint32_t events)
 	return 1;
 }
 
+/* Write what w's commands of this turn of the loop left queued. */
+static void
+watch_flush(struct watch *w)
+{
+	if (w->ac == NULL || !w->dirty)
+		return;
+	w->dirty = 0;
+	flushing = 1;
+	redisAsyncHandleWrite(w->ac);	/* may free it: Redis closed */
+	flushing = 0;
+}
+
+/*
+ * Before the loop waits: send the commands queued during this turn, one
+ * write for all of them on each connection.
+ */
+void
+cluster_flush(void)
+{
+	if (ep == -1)
+		return;
+	watch_flush(&wcmd);
+	watch_flush(&wsub);
+	if (wpub.c != NULL && wpub.ready && wpub.dirty)
+		pub_write();
+}
+
 /* Free what is left of both connections. */
 static void
 cluster_drop(void)
@@ -356,6 +511,7 @@ cluster_drop(void)
 		redisAsyncFree(wcmd.ac);
 	if (wsub.ac != NULL)
 		redisAsyncFree(wsub.ac);
+	pub_close(NULL);
 }
 
 /*
@@ -376,7 +532,7 @@ cluster_tick(void)
 			cluster_connect();
 		return;
 	}
-	lost = wcmd.ac == NULL || wsub.ac == NULL;
+	lost = wcmd.ac == NULL || wsub.ac == NULL || wpub.c == NULL;
 	if (!lost && state == CL_CONNECTING && now - since > CL_STALL_MS) {
 		snprintf(why_lost, sizeof(why_lost), "no answer in %d ms",
 		    CL_STALL_MS);
@@ -572,7 +728,10 @@ cluster_route(const char *name, const char *msg, struct cl_req *q)
 	return command(q, sizeof(argv) / sizeof(argv[0]), argv);
 }
 
-/* Send one message to front end fe's channel; nobody hears of its fate. */
+/*
+ * Send one message to front end fe's channel, on the connection without
+ * replies: nobody hears of its fate. 0 if queued, -1 if Redis is away.
+ */
 int
 cluster_publish(const char *fe, const char *fmt, ...)
 {
@@ -580,11 +739,16 @@ cluster_publish(const char *fe, const char *fmt, ...)
 	const char *argv[] = { "PUBLISH", ch, msg };
 	va_list ap;
 
+	if (!cluster_up())
+		return -1;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(ch, sizeof(ch), "p2p:fe:%s", fe);
-	return command(NULL, 3, argv);
+	if (redisAppendCommandArgv(wpub.c, 3, argv, NULL) != REDIS_OK)
+		return -1;
+	wpub.dirty = 1;
+	return 0;
 }
 
 /* Whether s is a connection's "fd.serial". */

@@ -486,6 +486,7 @@ const char *cluster_id(void);
 int cluster_up(void);
 int cluster_event(void *ptr, uint32_t events);
 void cluster_tick(void);
+void cluster_flush(void);
 int cluster_timeout(long now);
 void cluster_stop(void);
 struct cl_req *cl_req_new(cl_fn *fn, int fd, unsigned long serial,
