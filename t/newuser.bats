@@ -216,6 +216,21 @@ invite_and_poke() {
 	done
 }
 
+@test "p2pdial and p2plisten: an unknown flag or a missing argument names the tool; p2plisten's -S and -a want sealing" {
+	run -100 --separate-stderr p2pdial -Z office
+	[ "${stderr%%$'\n'*}" = "p2pdial: unknown option -Z" ]
+	run -100 --separate-stderr p2pdial -t
+	[ "${stderr%%$'\n'*}" = "p2pdial: -t needs an argument" ]
+	run -100 --separate-stderr p2plisten -Z office cat
+	[ "${stderr%%$'\n'*}" = "p2plisten: unknown option -Z" ]
+	run -100 --separate-stderr p2plisten -a
+	[ "${stderr%%$'\n'*}" = "p2plisten: -a needs an argument" ]
+	for f in -S "-a /dev/null"; do
+		P2P_RVD=127.0.0.1:9 run -100 --separate-stderr p2plisten -u $f office cat
+		[ "$stderr" = "p2plisten: -a and -S need sealing: they cannot go with -u" ]
+	done
+}
+
 @test "a bad P2P_TIMEOUT is a usage error, said once by p2pdial" {
 	P2P_TIMEOUT=abc P2P_RVD=127.0.0.1:9 run -100 --separate-stderr \
 	    timeout 20 p2pdial office

@@ -331,7 +331,7 @@ plain_to() {
 		{ echo "$output"; false; }
 }
 
-@test "lab: p2pdial -u to a sealing p2plisten whose program speaks first is served plain at once (MSG PLAIN); under -a it is refused at once" {
+@test "lab: p2pdial -u to a sealing p2plisten whose program speaks first is served plain at once (MSG PLAIN); under -S it is refused at once" {
 	lab_up
 	LAB_IS_UP=1
 	start_rvd -o
@@ -346,15 +346,15 @@ plain_to() {
 	[ "$status" -eq 0 ]
 	[[ $output == *"hello from "*" plain=1"* ]]
 	! grep -q "p2pseal.*timed out\|refused" "$log"
-	lab_bg b1 env P2P_KEY="$SK" P2P_TIMEOUT=20 p2plisten -v -a "$D/cpub" strict1 \
+	lab_bg b1 env P2P_KEY="$SK" P2P_TIMEOUT=20 p2plisten -v -S strict1 \
 		sh -c 'echo "hello"; sleep 2'
 	log=$LAB_BG_LOG
 	wait_logged_on strict1
 	run lab a1 env P2P_KEY="$CK" timeout 15 sh -c 'sleep 5 | p2pdial -u strict1'
 	for i in $(seq 30); do
-		grep -q "refused an unsealed dialler (-a)" "$log" && break
+		grep -q "refused an unsealed dialler (-S)" "$log" && break
 		sleep 0.1
 	done
-	grep -q "refused an unsealed dialler (-a)" "$log" || { cat "$log"; false; }
+	grep -q "refused an unsealed dialler (-S)" "$log" || { cat "$log"; false; }
 	[[ $output != *hello* ]]
 }

@@ -34,7 +34,7 @@ hostport() {
 }
 [ "${1:-}" = --version ] && set -- -V
 F= v= S= seal=1 u=
-while getopts FhSuVvt: o; do
+while getopts :FhSuVvt: o; do
 	case $o in
 	F) F=-F seal= ;;
 	h) usage; exit 0 ;;
@@ -44,7 +44,8 @@ while getopts FhSuVvt: o; do
 	v) v=-v ;;
 	t) seconds "$OPTARG" || bad "bad -t: $OPTARG (want seconds, e.g. 3)"
 	   P2P_TIMEOUT=$OPTARG; export P2P_TIMEOUT ;;
-	*) usage >&2; exit 100 ;;
+	:) echo "p2pdial: -$OPTARG needs an argument" >&2; usage >&2; exit 100 ;;
+	*) echo "p2pdial: unknown option -$OPTARG" >&2; usage >&2; exit 100 ;;
 	esac
 done
 shift $((OPTIND - 1))

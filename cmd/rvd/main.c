@@ -2163,9 +2163,9 @@ on_signal(int sig)
 static void
 usage(int help)
 {
-	fprintf(help ? stdout : stderr, "usage: rvd [-hoVv] [-c PERSOURCE] [-d FD] "
+	fprintf(help ? stdout : stderr, "usage: rvd [-hVv] [-c PERSOURCE] [-d FD] "
 	    "[-k SECONDS] [-R RELAY]... [-r redis://HOST:PORT] [-U USER] "
-	    "[-u USERS] [ADDR:]PORT\n");
+	    "-u USERS | -o [ADDR:]PORT\n");
 	exit(help ? 0 : EX_USAGE_);
 }
 
