@@ -5,7 +5,9 @@
  * one that only publishes, without replies (CLIENT REPLY OFF): a message to
  * another front end costs Redis no reply, and rvd no wakeup to read one.
  * Nothing here blocks on Redis: while it is away rvd runs alone, and says
- * so once.
+ * so once. With a password, AUTH goes first on each connection; a host
+ * name is resolved once, at start (cluster_config), as hiredis would
+ * resolve it again, blocking, at every connect.
  *
  * In Redis (rvd(8) says the same for operators):
  *   p2p:name:NAME   "FEID CONN", the listener's front end and connection,
@@ -28,6 +30,7 @@
 #define CL_BACKOFF_MIN 250	/* first wait before connecting again... */
 #define CL_BACKOFF_MAX 4000	/* ...doubling up to this */
 #define CL_MSG_MAX (2 * LINE_MAX_)	/* longest message between front ends */
+#define CL_ADDRS 4		/* addresses of Redis's host name kept, tried in turn */
 
 enum { CL_DOWN, CL_CONNECTING, CL_UP };
 
@@ -53,7 +56,12 @@ static struct pubconn {
 } wpub;
 static struct cluster_hooks hooks;
 static char host[256], url[300], feid[CL_FE_HEX + 1], chan[64], why_lost[128];
+static char user[128], pass[256];	/* AUTH [user] pass, if pass is set */
+static char refused[128];	/* why Redis refused our AUTH (or wants one) */
+static char addrs[CL_ADDRS][64];	/* host resolved at start, numeric */
+static int naddrs, cur;		/* how many; the one connected to */
 static int port, ep = -1, state = CL_DOWN, ever_up, said_unreachable;
+static int said_refused;
 static long retry_at, backoff = CL_BACKOFF_MIN, since, down_at;
 static long pending, progress_at;
 static int flushing;		/* inside cluster_flush's write */
@@ -184,8 +192,8 @@ watch_open(struct watch *w)
 {
 	redisAsyncContext *ac;
 
-	/* hiredis resolves a name here, blocking: rvd(8) asks for an address. */
-	if ((ac = redisAsyncConnect(host, port)) == NULL)
+	/* An address, numeric: hiredis would resolve a name here, blocking. */
+	if ((ac = redisAsyncConnect(addrs[cur], port)) == NULL)
 		return -1;
 	if (ac->err) {
 		snprintf(why_lost, sizeof(why_lost), "%s", ac->errstr);
@@ -222,23 +230,77 @@ maybe_up(void)
 	progress_at = now_ms();
 	if (ever_up)
 		logline("redis: back at %s after %ld ms; claiming our names again",
-		    url, now_ms() - down_at);
+		    cluster_where(), now_ms() - down_at);
 	else
-		logline("redis: connected to %s as front end %s", url, feid);
+		logline("redis: connected to %s as front end %s", cluster_where(),
+		    feid);
 	ever_up = 1;
+	said_refused = 0;
 	why_lost[0] = '\0';
 	if (hooks.up != NULL)
 		hooks.up();
 }
 
-/* The command connection has connected (or failed to). */
+/* Keep the first refusal of this attempt to connect: cluster_tick gives up. */
 static void
-on_connect(const redisAsyncContext *ac, int status)
+refuse(const char *why)
 {
-	if (status == REDIS_OK && ac == wcmd.ac) {
+	size_t n;
+
+	if (refused[0] != '\0')
+		return;
+	snprintf(refused, sizeof(refused), "%s", why);
+	if ((n = strlen(refused)) > 0 && refused[n - 1] == '.')
+		refused[n - 1] = '\0';	/* our log line goes on */
+}
+
+/*
+ * The reply to AUTH, or to CLIENT SETNAME (last): an error is Redis
+ * refusing us (a wrong password, or none where it wants one); SETNAME's
+ * OK on the command connection means that one is ready.
+ */
+static void
+on_hello(redisAsyncContext *ac, void *r, void *last)
+{
+	redisReply *rep = r;
+
+	if (rep == NULL)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR)
+		refuse(rep->str);
+	else if (last != NULL && ac == wcmd.ac) {
 		wcmd.ready = 1;
 		maybe_up();
 	}
+}
+
+/* AUTH [user] pass, as argv for hiredis; 0 when we have no password. */
+static int
+auth_argv(const char **argv, size_t *len)
+{
+	int i, n = 0;
+
+	if (pass[0] == '\0')
+		return 0;
+	argv[n++] = "AUTH";
+	if (user[0] != '\0')
+		argv[n++] = user;
+	argv[n++] = pass;
+	for (i = 0; i < n; i++)
+		len[i] = strlen(argv[i]);
+	return n;
+}
+
+/* Send AUTH first on w, if we have a password. */
+static void
+auth_async(struct watch *w)
+{
+	const char *argv[3];
+	size_t len[3];
+	int n;
+
+	if ((n = auth_argv(argv, len)) > 0)
+		redisAsyncCommandArgv(w->ac, on_hello, NULL, n, argv, len);
 }
 
 /* One message on our channel (or the SUBSCRIBE's confirmation). */
@@ -299,15 +361,19 @@ pub_close(const char *why)
 }
 
 /*
- * Start the publishing connection, non-blocking; its first command turns
- * replies off, so that nothing is ever read on it but the close.
+ * Start the publishing connection, non-blocking; its first command (after
+ * AUTH, whose reply is the only one read) turns replies off, so that
+ * nothing else is ever read on it but the close.
  */
 static int
 pub_open(void)
 {
 	static const char *off[] = { "CLIENT", "REPLY", "OFF" };
+	const char *argv[3];
+	size_t len[3];
+	int n;
 
-	if ((wpub.c = redisConnectNonBlock(host, port)) == NULL)
+	if ((wpub.c = redisConnectNonBlock(addrs[cur], port)) == NULL)
 		return -1;
 	if (wpub.c->err) {
 		pub_close(wpub.c->errstr);
@@ -320,6 +386,8 @@ pub_open(void)
 		return -1;
 	}
 	wpub.set = EPOLLIN | EPOLLOUT;	/* EPOLLOUT: the connect is done */
+	if ((n = auth_argv(argv, len)) > 0)
+		redisAppendCommandArgv(wpub.c, n, argv, len);
 	redisAppendCommandArgv(wpub.c, 3, off, NULL);
 	return 0;
 }
@@ -342,7 +410,7 @@ pub_write(void)
 static void
 pub_event(uint32_t events)
 {
-	void *r;
+	redisReply *r;
 	int e = 0;
 
 	if (wpub.c == NULL)
@@ -358,14 +426,17 @@ pub_event(uint32_t events)
 		maybe_up();
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-		/* No replies come: a read is Redis closing, or an error. */
+		/* AUTH's reply, else Redis closing, or refusing us (NOAUTH). */
 		if (redisBufferRead(wpub.c) == REDIS_ERR) {
 			pub_close(wpub.c->errstr[0] ? wpub.c->errstr : "closed");
 			return;
 		}
-		while (redisGetReplyFromReader(wpub.c, &r) == REDIS_OK &&
-		    r != NULL)
+		while (redisGetReplyFromReader(wpub.c, (void **)&r) ==
+		    REDIS_OK && r != NULL) {
+			if (r->type == REDIS_REPLY_ERROR)
+				refuse(r->str);
 			freeReplyObject(r);
+		}
 	}
 	if (events & EPOLLOUT)
 		pub_write();
@@ -378,65 +449,144 @@ cluster_connect(void)
 	state = CL_CONNECTING;
 	since = now_ms();
 	pending = 0;
-	why_lost[0] = '\0';
+	why_lost[0] = refused[0] = '\0';
 	if (watch_open(&wcmd) == -1 || watch_open(&wsub) == -1 ||
 	    pub_open() == -1)
 		return;		/* cluster_tick sees a watch gone, and waits */
-	redisAsyncSetConnectCallback(wcmd.ac, on_connect);
 	/* hiredis writes once connect() is done; this gives it the first
-	 * write (and so the connect's completion) to wait for. */
+	 * write (and so the connect's completion) to wait for. AUTH goes
+	 * first; SETNAME's answer says the command connection is ready. */
+	auth_async(&wsub);
 	redisAsyncCommand(wsub.ac, on_sub, NULL, "SUBSCRIBE %s", chan);
-	redisAsyncCommand(wcmd.ac, NULL, NULL, "CLIENT SETNAME rvd-%s", feid);
+	auth_async(&wcmd);
+	redisAsyncCommand(wcmd.ac, on_hello, &wcmd, "CLIENT SETNAME rvd-%s", feid);
 }
 
-/* Parse redis://HOST[:PORT] into host and port; -1 with why. */
+/*
+ * Parse the credentials of redis://[USER][:PASSWORD]@..., len bytes of s,
+ * into user and pass (%XX escapes decoded); -1 if they do not parse.
+ */
 static int
-url_parse(const char *u, char *why, size_t n)
+userinfo_parse(const char *s, size_t len)
+{
+	const char *colon = memchr(s, ':', len);
+	size_t ul = colon ? (size_t)(colon - s) : len;
+
+	if (pct_decode(s, ul, user, sizeof(user)) == -1 || (colon != NULL &&
+	    (pct_decode(colon + 1, len - ul - 1, pass, sizeof(pass)) == -1 ||
+	    pass[0] == '\0')) || (colon == NULL && user[0] == '\0'))
+		return -1;
+	return 0;
+}
+
+/* Parse redis://[[USER][:PASSWORD]@]HOST[:PORT] into its parts; -1 if bad. */
+static int
+url_parse(const char *u)
 {
 	char p[16], hp[sizeof(host) + 16];
-	const char *e;
+	const char *at, *e;
 
-	if (strncmp(u, "redis://", 8) != 0 || strlen(u + 8) >= sizeof(hp) - 8 ||
-	    strpbrk(u + 8, "@/?") != NULL) {
-		snprintf(why, n, "bad -r: %s: redis://HOST:PORT expected", u);
+	if (strncmp(u, "redis://", 8) != 0)
 		return -1;
-	}
-	strlcpy(hp, u + 8, sizeof(hp));
-	if (addr_split(hp, host, sizeof(host), p, sizeof(p)) == -1) {
-		if (strchr(hp, ':') != NULL || hp[0] == '\0') {
-			snprintf(why, n, "bad -r: %s: redis://HOST:PORT expected", u);
+	u += 8;
+	if ((at = strrchr(u, '@')) != NULL) {
+		if (userinfo_parse(u, at - u) == -1)
 			return -1;
-		}
+		u = at + 1;
+	}
+	if (strlen(u) >= sizeof(hp) || strpbrk(u, "/?") != NULL ||
+	    !line_printable(u) || strchr(u, ' ') != NULL)
+		return -1;
+	strlcpy(hp, u, sizeof(hp));
+	if (addr_split(hp, host, sizeof(host), p, sizeof(p)) == -1) {
+		if (strchr(hp, ':') != NULL || hp[0] == '\0')
+			return -1;
 		strlcpy(host, hp, sizeof(host));
 		strlcpy(p, "6379", sizeof(p));
 	}
 	port = strtonum(p, 1, 65535, &e);
-	if (e != NULL || host[0] == '\0') {
-		snprintf(why, n, "bad -r: %s: redis://HOST:PORT expected", u);
+	return e != NULL || host[0] == '\0' ? -1 : 0;
+}
+
+/* Resolve host once, keeping up to CL_ADDRS numeric addresses; -1 with why. */
+static int
+host_resolve(char *why, size_t n)
+{
+	struct addr a[CL_ADDRS];
+	char hp[sizeof(host) + 16];
+	int i;
+
+	snprintf(hp, sizeof(hp), strchr(host, ':') ? "[%s]:%d" : "%s:%d",
+	    host, port);
+	if ((naddrs = addr_resolve(hp, NULL, a, CL_ADDRS)) <= 0) {
+		snprintf(why, n, "-r: cannot resolve %s: %s", host,
+		    naddrs == 0 ? "no address" : addr_strerror(errno));
 		return -1;
 	}
-	strlcpy(url, u, sizeof(url));
+	for (i = 0; i < naddrs; i++)
+		addr_ip((struct sockaddr *)&a[i].ss, addrs[i], sizeof(addrs[i]));
 	return 0;
 }
 
 /*
- * Become a front end of the cluster that Redis at u serves, with a new
- * random id, driven by epoll set epfd; 0, or -1 with why (a bad URL).
- * An unreachable Redis is no error: rvd runs alone until it answers.
+ * Take the Redis URL u, with password (if any) for AUTH when u has none,
+ * and resolve its host, before rvd starts: 0, else an exit status with
+ * why (EX_USAGE_: u does not parse; EX_SYSTEM: its host does not resolve).
  */
 int
-cluster_start(const char *u, int epfd, const struct cluster_hooks *h,
-    char *why, size_t n)
+cluster_config(const char *u, const char *password, char *why, size_t n)
 {
-	if (url_parse(u, why, n) == -1)
-		return -1;
+	const char *at = strrchr(u, '@');
+
+	user[0] = pass[0] = '\0';
+	if (url_parse(u) == -1) {
+		/* Not the credentials: error lines end up in logs. */
+		snprintf(why, n, "bad -r: %s%s: redis://[[USER]:PASSWORD@]HOST"
+		    "[:PORT] expected", at ? "redis://...@" : u, at ? at + 1 : "");
+		return EX_USAGE_;
+	}
+	if (pass[0] == '\0' && password != NULL && password[0] != '\0' &&
+	    strlcpy(pass, password, sizeof(pass)) >= sizeof(pass)) {
+		snprintf(why, n, "P2P_REDIS_PASSWORD: longer than %zu bytes",
+		    sizeof(pass) - 1);
+		return EX_USAGE_;
+	}
+	if (user[0] != '\0' && pass[0] == '\0') {
+		snprintf(why, n, "-r: user %s but no password: give it in the "
+		    "URL or in P2P_REDIS_PASSWORD", user);
+		return EX_USAGE_;
+	}
+	snprintf(url, sizeof(url), strchr(host, ':') ? "redis://[%s]:%d" :
+	    "redis://%s:%d", host, port);
+	return host_resolve(why, n) == -1 ? EX_SYSTEM : 0;
+}
+
+/*
+ * Become a front end of the cluster that Redis (cluster_config) serves,
+ * with a new random id, driven by epoll set epfd. An unreachable Redis is
+ * no error: rvd runs alone until it answers.
+ */
+void
+cluster_start(int epfd, const struct cluster_hooks *h)
+{
 	ep = epfd;
 	hooks = *h;
 	hex_random(feid, CL_FE_HEX / 2);
 	snprintf(chan, sizeof(chan), "p2p:fe:%s", feid);
 	down_at = now_ms();
 	cluster_connect();
-	return 0;
+}
+
+/* Redis as the log shows it: its URL without credentials, and the address. */
+const char *
+cluster_where(void)
+{
+	static char b[sizeof(url) + 80];
+
+	if (strcmp(host, addrs[cur]) == 0)
+		return url;
+	snprintf(b, sizeof(b), "%s (%s)", url, addrs[cur]);
+	return b;
 }
 
 /* This front end's id: CL_FE_HEX hex digits, new at every start. */
@@ -515,9 +665,10 @@ cluster_drop(void)
 }
 
 /*
- * Once a turn of the loop: notice Redis lost (a connection gone, or a
- * command unanswered for CL_STALL_MS), say so once, and connect again
- * after a backoff.
+ * Once a turn of the loop: notice Redis lost (a connection gone, a
+ * command unanswered for CL_STALL_MS, or our AUTH refused), say so once,
+ * and connect again after a backoff, to the host's next address if the
+ * attempt failed.
  */
 void
 cluster_tick(void)
@@ -532,7 +683,8 @@ cluster_tick(void)
 			cluster_connect();
 		return;
 	}
-	lost = wcmd.ac == NULL || wsub.ac == NULL || wpub.c == NULL;
+	lost = wcmd.ac == NULL || wsub.ac == NULL || wpub.c == NULL ||
+	    refused[0] != '\0';
 	if (!lost && state == CL_CONNECTING && now - since > CL_STALL_MS) {
 		snprintf(why_lost, sizeof(why_lost), "no answer in %d ms",
 		    CL_STALL_MS);
@@ -548,11 +700,20 @@ cluster_tick(void)
 		return;
 	if (state == CL_UP) {
 		logline("redis: lost %s: %s; this front end runs alone until "
-		    "it is back", url, why_lost[0] ? why_lost : "closed");
+		    "it is back", cluster_where(), why_lost[0] ? why_lost :
+		    "closed");
 		down_at = now;
+	} else if (refused[0] != '\0') {
+		if (!said_refused++)
+			logline("redis: %s refuses us: %s; this front end runs "
+			    "alone until it lets us in", cluster_where(),
+			    refused);
 	} else if (!ever_up && !said_unreachable++)
 		logline("redis: cannot reach %s: %s; this front end runs alone "
-		    "until it answers", url, why_lost[0] ? why_lost : "closed");
+		    "until it answers", cluster_where(), why_lost[0] ?
+		    why_lost : "closed");
+	if (state != CL_UP)
+		cur = (cur + 1) % naddrs;
 	state = CL_DOWN;
 	cluster_drop();
 	retry_at = now + backoff + arc4random_uniform(backoff / 4 + 1);

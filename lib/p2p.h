@@ -480,8 +480,10 @@ struct clmsg {
 	int gone;		/* PUNCH: its party's connection closed unpaired */
 	char *w[CL_WORDS];
 };
-int cluster_start(const char *url, int epfd, const struct cluster_hooks *h,
-    char *why, size_t n);
+int cluster_config(const char *url, const char *password, char *why,
+    size_t n);
+void cluster_start(int epfd, const struct cluster_hooks *h);
+const char *cluster_where(void);
 const char *cluster_id(void);
 int cluster_up(void);
 int cluster_event(void *ptr, uint32_t events);

@@ -3,6 +3,9 @@
 # proxy host (198.51.100.3, which nothing else here uses), front end A on rv
 # (198.51.100.1:7070), front end B on the relay host (198.51.100.2:7070),
 # relayd beside B on 7071. Dials are unsealed (p2pdial -u) against rvlisten.
+# A second redis-server on the proxy host, port 6380, wants a password; the
+# rv and relay hosts resolve redis.lab to the proxy host (/etc/netns, which
+# ip netns exec mounts over /etc/hosts).
 
 load helpers/common
 
@@ -16,6 +19,32 @@ start_redis() {
 		--appendonly no --protected-mode no --daemonize no
 	export REDIS_PID=$LAB_BG_PID
 	lab_wait_port proxy 198.51.100.3 6379
+}
+
+# start_redis_auth: redis-server on 6380 that wants $REDIS_PW from the
+# default user, with an ACL user rvd ($REDIS_PW2) that may do only what a
+# front end does (rvd(8)).
+start_redis_auth() {
+	lab_bg proxy redis-server --bind 198.51.100.3 --port 6380 --save '' \
+		--appendonly no --protected-mode no --daemonize no --requirepass "$REDIS_PW"
+	lab_wait_port proxy 198.51.100.3 6380
+	redis_auth ACL SETUSER rvd on ">$REDIS_PW2" resetkeys '~p2p:name:*' \
+		resetchannels '&p2p:fe:*' -@all +eval +pexpire +publish +subscribe \
+		'+client|setname' '+client|reply' '+pubsub|numsub' +get +set +del
+}
+
+# redis_auth CMD...: redis-cli against the Redis with a password.
+redis_auth() {
+	lab proxy env REDISCLI_AUTH="$REDIS_PW" redis-cli -h 198.51.100.3 -p 6380 "$@"
+}
+
+# lab_names: redis.lab is the proxy host, seen from rv and relay.
+lab_names() {
+	local h
+	for h in rv relay; do
+		mkdir -p "/etc/netns/$LAB$h"
+		printf '127.0.0.1 localhost\n198.51.100.3 redis.lab\n' > "/etc/netns/$LAB$h/hosts"
+	done
 }
 
 # start_fe HOST ADDR [RVD ARGS...]: a front end; its pid in $FE_PID, log in $FE_LOG.
@@ -55,8 +84,10 @@ listen_on() {
 setup_file() {
 	command -v redis-server >/dev/null || { echo "redis-server not installed"; return 1; }
 	lab_up
-	export BACKFILE
+	lab_names
+	export BACKFILE REDIS_PW=pw-$$ REDIS_PW2=acl-pw-$$
 	start_redis
+	start_redis_auth
 	start_fe rv "$A" -o
 	export A_PID=$FE_PID A_LOG=$FE_LOG
 	start_fe relay "$B" -o
@@ -66,6 +97,8 @@ setup_file() {
 }
 
 teardown_file() {
+	rm -rf "/etc/netns/${LAB}rv" "/etc/netns/${LAB}relay"
+	rmdir /etc/netns 2>/dev/null || :
 	lab_down_checked
 }
 
@@ -182,6 +215,74 @@ teardown_file() {
 	for i in $(seq 40); do [ -n "$(key)" ] && break; sleep 0.1; done
 	[ -n "$(key)" ]
 	dial a1 "$A" office6
+}
+
+@test "with a password (P2P_REDIS_PASSWORD at A, an ACL user's in the URL at B) a dialler on A reaches a listener on B" {
+	REDIS=redis://198.51.100.3:6380 P2P_REDIS_PASSWORD=$REDIS_PW start_fe rv 198.51.100.1:7090 -o
+	pa=$FE_LOG
+	REDIS="redis://rvd:$REDIS_PW2@198.51.100.3:6380" start_fe relay 198.51.100.2:7090 -o
+	pb=$FE_LOG
+	listen_on 198.51.100.2:7090 pwoffice pub
+	wait_log "$pb" "listen pwoffice "
+	dial a1 198.51.100.1:7090 pwoffice
+	grep -q "invite dialer -> pwoffice [0-9a-f]* via redis" "$pa"
+	grep -q "sharing names through redis://198.51.100.3:6380$" "$pb"
+	# Neither password in a log; Redis denied the ACL user nothing.
+	! grep -q -e "$REDIS_PW" -e "$REDIS_PW2" "$pa" "$pb"
+	[ -z "$(redis_auth ACL LOG)" ]
+}
+
+@test "a wrong password: said once, tried again with the backoff, local dials go on" {
+	redis_auth ACL LOG RESET > /dev/null
+	lab_bg rv rvd -v -r "redis://:wrong-$REDIS_PW@198.51.100.3:6380" -R 198.51.100.2:7071 -o 198.51.100.1:7091
+	wl=$LAB_BG_LOG
+	lab_wait_port rv 198.51.100.1 7091
+	wait_log "$wl" "redis: redis://198.51.100.3:6380 refuses us: WRONGPASS [^;]*; this front end runs alone"
+	listen_on 198.51.100.1:7091 wroffice pub
+	wait_log "$wl" "listen wroffice "
+	dial a1 198.51.100.1:7091 wroffice
+	# Attempts at 0, 0.25, 0.75, 1.75 s (and on): all refused, said once.
+	sleep 2
+	[ "$(grep -c "refuses us" "$wl")" -eq 1 ]
+	! grep -q -e "redis: connected" -e "wrong-" "$wl"
+	# Three connections an attempt, each refused: more than one attempt.
+	n=$(redis_auth ACL LOG 1 | grep -A1 -x count | tail -1)
+	echo "refused AUTH $n times"
+	[ "$n" -ge 6 ]
+}
+
+@test "-r with a host name: resolved once at start; a name that does not resolve: one line, exit 111; a bad URL: exit 100" {
+	REDIS=redis://redis.lab:6379 start_fe rv 198.51.100.1:7092 -o
+	na=$FE_LOG
+	REDIS=redis://redis.lab start_fe relay 198.51.100.2:7092 -o
+	nb=$FE_LOG
+	grep -q "redis: connected to redis://redis.lab:6379 (198.51.100.3) as front end " "$na"
+	grep -q "redis: connected to redis://redis.lab:6379 (198.51.100.3) as front end " "$nb"
+	listen_on 198.51.100.2:7092 nameoffice pub
+	wait_log "$nb" "listen nameoffice "
+	dial a1 198.51.100.1:7092 nameoffice
+	run lab rv rvd -o -r redis://nosuch.lab:6379 198.51.100.1:7093
+	echo "$output"
+	[ "$status" -eq 111 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == "rvd: -r: cannot resolve nosuch.lab: "* ]]
+	for u in 'redis://:secret-x@198.51.100.3:6379/0' 'redis://rvd@198.51.100.3' redis://198.51.100.3:0 http://198.51.100.3; do
+		run lab rv rvd -o -r "$u" 198.51.100.1:7093
+		echo "$output"
+		[ "$status" -eq 100 ] && [ "${#lines[@]}" -eq 1 ]
+		[[ "$output" != *secret-x* ]]
+	done
+}
+
+@test "a peer that dies mid-punch across front ends: the dialler at A gives up at once, the relay carries the data" {
+	local errf id rc
+	# The listener at B, the dialler at A. rvinvite -t 5: its connection,
+	# which keeps the session at A (its other party is at B), lives until
+	# the late dialpunch's PUNCH; its default wait, with no delay in the
+	# lab, is about 1.4 s.
+	RVD_LOG=$B_LOG P2P_RVD=$B DIAL_RVD=$A mortal_punch -t 5
+	grep -q "^via=relay peer=dialer" "$BATS_TEST_TMPDIR/out"
+	check_transfer "$BATS_TEST_TMPDIR/out" "$(make_data sent1 1)" "$(make_data back 16)"
 }
 
 @test "front end A killed: its listener is back on B within 2 s, and reachable" {

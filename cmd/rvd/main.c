@@ -2164,7 +2164,8 @@ static void
 usage(int help)
 {
 	fprintf(help ? stdout : stderr, "usage: rvd [-hVv] [-c PERSOURCE] [-d FD] "
-	    "[-k SECONDS] [-R RELAY]... [-r redis://HOST:PORT] [-U USER] "
+	    "[-k SECONDS] [-R RELAY]... "
+	    "[-r redis://[[USER]:PASSWORD@]HOST[:PORT]] [-U USER] "
 	    "-u USERS | -o [ADDR:]PORT\n");
 	exit(help ? 0 : EX_USAGE_);
 }
@@ -2262,6 +2263,15 @@ main(int argc, char *argv[])
 		    "anyone take any free name");
 	if (usersfile != NULL && open_names)
 		errx(EX_USAGE_, "-o and -u exclude each other");
+	if (redis_url != NULL) {
+		char why[LINE_MAX_];
+
+		/* Before anything starts: a bad URL is a usage error, a name
+		 * that does not resolve a system error; resolved once. */
+		if ((i = cluster_config(redis_url, getenv("P2P_REDIS_PASSWORD"),
+		    why, sizeof(why))) != 0)
+			errx(i, "%s", why);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_signal }, NULL);
 	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_signal }, NULL);
@@ -2281,14 +2291,10 @@ main(int argc, char *argv[])
 	logline("listening on %s, relay %s%s", argv[optind], relay,
 	    usersfile ? "" : "; no users file: any free name may be taken");
 	if (redis_url != NULL) {
-		char why[LINE_MAX_];
-
-		if (cluster_start(redis_url, ep, &(struct cluster_hooks){
-		    .message = cluster_message, .up = cluster_on_up },
-		    why, sizeof(why)) == -1)
-			errx(EX_USAGE_, "%s", why);
+		cluster_start(ep, &(struct cluster_hooks){
+		    .message = cluster_message, .up = cluster_on_up });
 		logline("redis: front end %s, sharing names through %s",
-		    cluster_id(), redis_url);
+		    cluster_id(), cluster_where());
 	}
 	if (notify >= 0) {
 		if (write(notify, "\n", 1) != 1)

@@ -73,6 +73,60 @@ wait_logged_on() {
 	echo "listener $1 did not log on"; cat "$LAB_BG_LOG"; return 1
 }
 
+# kill_after_punch NAME PIDFILE: once rvd ($RVD_LOG: NAME's own, under
+# rvd -r) has NAME's PUNCH waiting (its session in $id) and PIDFILE names
+# NAME's dialpunch, kill that.
+kill_after_punch() {
+	local i
+	for i in $(seq 100); do
+		id=$(grep -o -E "punch [0-9a-f]{32} $1: waiting" "$RVD_LOG" | tail -1 | cut -d' ' -f2)
+		[ -n "$id" ] && [ -s "$2" ] && break
+		sleep 0.05
+	done
+	[ -n "$id" ] || { cat "$RVD_LOG"; return 1; }
+	kill -KILL "$(cat "$2")"
+}
+
+# mortal_punch [RVINVITE ARGS...]: a listener, mortal on c2 at $P2P_RVD
+# (whose log is $RVD_LOG), whose dialpunch dies after its PUNCH, and a dial
+# to it from a1, at $DIAL_RVD (default $P2P_RVD), whose dialpunch starts
+# 1.5 s late; fails unless rvd saw mortal leave the punch and the dialler's
+# dialpunch gave up at once, within 1000 ms, on "peer left the punch".
+# Sets $id (the session), $rc (the status of the dial's pipeline), $errf
+# (its stderr, each line stamped with ms); its output in $BATS_TEST_TMPDIR/out.
+mortal_punch() {
+	local pidf=$BATS_TEST_TMPDIR/mortal.pid dpid t0 t1 ms
+	errf=$BATS_TEST_TMPDIR/err
+	# The invitee's dialpunch dies after its PUNCH; its ladder lives on
+	# (sleep holds P2PFD), so no FAIL tells rvd that it will not punch.
+	P2P_ANSWER_LADDER="{ dialpunch \$P2P_V <&3 3<&- & echo \$! > $pidf; wait; sleep 8; } 3<&0" \
+		start_listener c2 mortal
+	# Our dialpunch 1.5 s late, so that the invitee's PUNCH is in and gone
+	# first; P2P_TIMEOUT=5: the wait it used to wait out.
+	t0=$(date +%s%N)
+	lab a1 env P2P_NAME=dialer P2P_RVD="${DIAL_RVD:-$P2P_RVD}" P2P_TIMEOUT=5 \
+		P2P_LADDER="rvinvite -e $* \"\$P2PPEER\" | dialdirect -e |
+			{ sleep 1.5; echo 'dialpunch: starts' >&2; dialpunch -e; } |
+			dialport -e | dialproxy | relaycat" timeout 20 p2pdial mortal \
+		< "$(make_data sent1 1)" 2>&1 > "$BATS_TEST_TMPDIR/out" |
+		T0=$t0 perl -MTime::HiRes=time -ne '$|=1; printf "%d %s", time * 1000 - $ENV{T0} / 1e6, $_' \
+		> "$errf" &
+	dpid=$!
+	kill_after_punch mortal "$pidf"
+	rc=0
+	wait "$dpid" || rc=$?
+	cat "$errf"
+	grep -q -E "punch $id mortal: left before its peer came" "$RVD_LOG" ||
+		{ cat "$RVD_LOG"; return 1; }
+	# One clear line, at once: well within a second of the start, not 5 s.
+	t0=$(grep -m1 " dialpunch: starts$" "$errf" | cut -d' ' -f1)
+	t1=$(grep -m1 " dialpunch: rvd: peer left the punch$" "$errf" | cut -d' ' -f1)
+	[ -n "$t0" ] && [ -n "$t1" ] || return 1
+	ms=$(( t1 - t0 ))
+	echo "# gave up in $ms ms" >&3
+	[ "$ms" -lt 1000 ]
+}
+
 # capture_start HOST...: tcpdump of all TCP on every interface of each HOST,
 # into $BATS_TEST_TMPDIR/HOST.pcap, until capture_stop.
 capture_start() {
