@@ -2124,6 +2124,19 @@ conn_sweep(long i, long now)
 	}
 }
 
+/*
+ * Has s lost both parties? A listener at another front end (-r) is never
+ * a connection here: it keeps its sessions until they expire, as one here
+ * would while logged on, so that a rung whose PUNCH or MSG comes after
+ * the inviter's own connection has closed still finds its session.
+ */
+static int
+sess_orphan(struct sess *s)
+{
+	return s->rside != 1 && sess_party(s, 0) == NULL &&
+	    sess_party(s, 1) == NULL;
+}
+
 /* Forget the sessions of bucket i that have expired, or lost both parties. */
 static void
 sess_sweep(long i, long now)
@@ -2131,8 +2144,7 @@ sess_sweep(long i, long now)
 	struct sess **p;
 
 	for (p = &sessions[i]; *p != NULL;)
-		if ((*p)->expires < now || (sess_party(*p, 0) == NULL &&
-		    sess_party(*p, 1) == NULL))
+		if ((*p)->expires < now || sess_orphan(*p))
 			sess_free(p);
 		else
 			p = &(*p)->next;
