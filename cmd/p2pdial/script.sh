@@ -58,12 +58,19 @@ if [ -z "${P2P_LADDER:-}" ] && [ -z "${P2P_RVD:-}" ]; then
 fi
 # Every rung that logs on would refuse a bad one, each in its own line.
 # rv: the words joined by commas, as known_peers names the service.
+# Split by the shell itself: a pipe to tr(1) cost two processes before the
+# first rung could start, on every dial.
 rv=
 set -f
-for w in $(printf '%s\n' "${P2P_RVD:-}" | tr , ' '); do
+ifs=$IFS
+IFS=" 	
+,"
+for w in ${P2P_RVD:-}; do
+	[ -n "$w" ] || continue
 	hostport "$w" || bad "bad P2P_RVD (HOST:PORT ...): $P2P_RVD"
 	rv=${rv:+$rv,}$w
 done
+IFS=$ifs
 set +f
 # Unsealed, the invitation says so: the listener's p2pseal need not wait.
 [ -n "$seal" ] || u=-u

@@ -267,7 +267,20 @@ main(int argc, char *argv[])
 	strlcpy(t.rv, rvaddr, sizeof(t.rv));
 	hex_random(t.id, 16);
 	hex_random(t.token, 16);
+	/*
+	 * The peer's candidates of last time race the invitation itself, and
+	 * need nothing of what follows: the next rung dials them before our
+	 * listener, our addresses and the gateway's answer (a child process
+	 * that must run first) are ready.
+	 */
+	if (early && (n = cache_load(&t)) > 0) {
+		vlog("racing %s: passing its %d cached candidates on", t.peer, n);
+		ticket_handoff(&t, "rvinvite");
+	}
 	lfd = listen_fresh(&port);
+	/* The mapper starts first: it runs while we list our addresses. */
+	map_start = now_ms();
+	mapfd = portmap_start(port, 0);
 	/* Our own addresses; rvd adds the one it sees us at. */
 	ncand = addr_locals(port, cand, TICKET_ADDRS - 1);
 	snprintf(invite, sizeof(invite), "INVITE %s %s %s", t.peer, t.id, t.token);
@@ -279,17 +292,11 @@ main(int argc, char *argv[])
 	 * The gateway's mapping of our port, if it answers within a round
 	 * trip; one that comes later follows the invitation (late_map).
 	 */
-	map_start = now_ms();
-	if ((mapfd = portmap_start(port, 0)) != -1 && portmap_wait(MAPWAIT_MS)) {
+	if (mapfd != -1 && portmap_wait(MAPWAIT_MS)) {
 		portmap_cands(NULL, invite, sizeof(invite));
 		map_invited = 1;
 	}
 	(void)portmap_poll();	/* what it said so far is in the invitation */
-	/* The peer's candidates of last time race the invitation itself. */
-	if (early && (n = cache_load(&t)) > 0) {
-		vlog("racing %s: passing its %d cached candidates on", t.peer, n);
-		ticket_handoff(&t, "rvinvite");
-	}
 	ms = env_timeout_ms(0, 3);
 	/* Right behind it, so that the listener knows before any dial lands. */
 	snprintf(msg, sizeof(msg), "%s%s%s%s", invite, plain ? "\nMSG " : "",
