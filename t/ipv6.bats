@@ -88,6 +88,10 @@ unsever() { lab "$1" nft delete table inet cut 2>/dev/null || :; }
 	t0=$(date +%s%N)
 	dial pub dual4 198.51.100.1:7070 || { unsever pub2; false; }
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	# As below: a busy machine may leave it to the relay; once more.
+	if grep -q "^via=relay " "$out"; then
+		dial pub dual4 198.51.100.1:7070 || { unsever pub2; false; }
+	fi
 	unsever pub2
 	echo "took $ms ms"
 	grep -q "^via=\(in\|out\) peer=d-dual4 remote=198.51.100.4:" "$out"
@@ -102,6 +106,13 @@ unsever() { lab "$1" nft delete table inet cut 2>/dev/null || :; }
 	listen6 pub2 dual6 198.51.100.1:7070
 	sever pub2 ip
 	dial pub dual6 198.51.100.1:7070 || { unsever pub2; false; }
+	# A machine busy with other tests (the sanitizers, a flood beside us)
+	# can keep the direct rungs past their 400 ms: the relay then carries
+	# it, as it should. Once more, then it must be direct.
+	if grep -q "^via=relay " "$out"; then
+		dial pub dual6 198.51.100.1:7070 || { unsever pub2; false; }
+	fi
 	unsever pub2
-	grep -q "^via=\(in\|out\) peer=d-dual6 remote=\[2001:db8::4\]:" "$out"
+	grep -q "^via=\(in\|out\) peer=d-dual6 remote=\[2001:db8::4\]:" "$out" ||
+		{ head -c 300 "$out"; cat "$errf"; false; }
 }

@@ -5,7 +5,7 @@
 #   teardown_file() { lab_down; }    # runs even when tests fail: the lab always goes away
 #
 #   lab HOST CMD...                  run CMD in HOST (see t/lab: rv relay proxy pub pub2 six1 six2
-#                                    natA natB natC fw a1 a2 b1 b2 c1 c2 f1 f2)
+#                                    natA natB natC natD fw a1 a2 b1 b2 c1 c2 d1 d2 f1 f2)
 #   lab_bg HOST CMD...               same, in the background; log in $LAB_BG_LOG, pid in $LAB_BG_PID
 #   lab_wait_port HOST IP PORT [SECS]  wait (default 5 s) until IP:PORT accepts, seen from HOST
 #   lab_mode ROUTER MODE             see t/lab

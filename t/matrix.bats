@@ -2,22 +2,24 @@
 # The matrix of issue 11: five kinds of network (public; a home NAT that
 # drops unsolicited inbound; a NAT with fully random ports; a host firewall
 # passing only tcp 80/443 in and out; a NAT whose only way out is the proxy),
-# a dialler and a listener on each, rvd and relayd on port 443. The 25 pairs
+# and a second home NAT like the first (issue 12: two homes punch through),
+# a dialler and a listener on each, rvd and relayd on port 443. The 36 pairs
 # dial five at a time ($MATRIX_JOBS); each echoes 256 KiB byte-exact, and the
 # rung the dialler's program was given (P2PVIA) must be the cheapest that can
 # work there:
 #
-#   dialler\listener  pub     drop    random  only443  proxy
-#   pub               in|out  in      in      port     in
-#   drop              out     in|out  relay   port     relay
-#   random            out     relay   in|out  port     relay
-#   only443           port    relay   relay   in|out   relay
-#   proxy             proxy   relay   relay   proxy    in|out
+#   dialler\listener  pub     drop    random  only443  proxy   home2
+#   pub               in|out  in      in      port     in      in
+#   drop              out     in|out  relay   port     relay   punch
+#   random            out     relay   in|out  port     relay   relay
+#   only443           port    relay   relay   in|out   relay   relay
+#   proxy             proxy   relay   relay   proxy    in|out  relay
+#   home2             out     punch   relay   port     relay   in|out
 #
 # (the table is kept once, in t/helpers/matrix.bash, with why each entry is
 # what it is). The proxy network goes through squid (HTTP CONNECT) and dante
-# (SOCKS5), each with and without credentials: the 25 pairs with squid, then
-# the nine pairs with the proxy network on a side with each other proxy.
+# (SOCKS5), each with and without credentials: the 36 pairs with squid, then
+# the eleven pairs with the proxy network on a side with each other proxy.
 # Every failing pair is named with the rung it took and its last error line.
 
 load helpers/common
@@ -50,7 +52,7 @@ run_matrix() {
 	return $rc
 }
 
-@test "matrix: all 25 pairs connect by the cheapest rung, the proxy network through squid" {
+@test "matrix: all 36 pairs connect by the cheapest rung (two homes by punch), the proxy network through squid" {
 	run_matrix squid $(matrix_pairs)
 }
 
@@ -62,7 +64,7 @@ run_matrix() {
 		"$MATRIX_PROXY_DIR/access.log"
 }
 
-@test "matrix: the proxy network's nine pairs through dante (SOCKS5)" {
+@test "matrix: the proxy network's eleven pairs through dante (SOCKS5)" {
 	run_matrix dante $(matrix_pairs proxy)
 }
 

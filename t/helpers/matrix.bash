@@ -1,5 +1,5 @@
 # Helpers for t/matrix.bats and bench/matrix: the five kinds of network of
-# issue 11, a dialler and a listener on each, rvd and relayd on port 443 (the
+# issue 11 and a second home (issue 12), a dialler and a listener on each, rvd and relayd on port 443 (the
 # documented deployment), and real proxies on the proxy host. Needs
 # helpers/common (or lab.bash and the tools on PATH) and helpers/rungs (for
 # add_proxy_user and open_path) loaded first.
@@ -10,6 +10,7 @@
 #   random   NAT with a random public port for every flow  b1       b2       natB random
 #   only443  host firewall: tcp 80/443 only, in and out    f1       f2       fw only443
 #   proxy    NAT whose only way out is the proxy host      c1       c2       natC proxyonly
+#   home2    another home NAT, like drop's                 d1       d2       natD drop
 #
 # The dialler and the listener of one kind share that network (two devices in
 # one home or office), so a pair of one kind meets on its own LAN.
@@ -24,12 +25,12 @@
 # Every proxy lets tunnels through to any port (rvd and relayd on 443, the
 # peers on theirs), and is given only lab addresses.
 
-MATRIX_KINDS="pub drop random only443 proxy"
+MATRIX_KINDS="pub drop random only443 proxy home2"
 MATRIX_VARIANTS="squid squidauth dante danteauth"
 MATRIX_RVD=198.51.100.1:443
 MATRIX_RELAY=198.51.100.2:443
-declare -gA MATRIX_DIALLER=([pub]=pub [drop]=a1 [random]=b1 [only443]=f1 [proxy]=c1)
-declare -gA MATRIX_LISTENER=([pub]=pub2 [drop]=a2 [random]=b2 [only443]=f2 [proxy]=c2)
+declare -gA MATRIX_DIALLER=([pub]=pub [drop]=a1 [random]=b1 [only443]=f1 [proxy]=c1 [home2]=d1)
+declare -gA MATRIX_LISTENER=([pub]=pub2 [drop]=a2 [random]=b2 [only443]=f2 [proxy]=c2 [home2]=d2)
 
 # The cheapest rung that can work for each pair (dialler row, listener column),
 # as the dialler names it in P2PVIA; "in|out" where both are direct and race.
@@ -38,14 +39,18 @@ declare -gA MATRIX_LISTENER=([pub]=pub2 [drop]=a2 [random]=b2 [only443]=f2 [prox
 #   out    the dialler dials the listener's usual port
 #   port   the dialler dials the listener on 443 (only443 lets nothing else)
 #   proxy  the dialler's proxy dials the listener (on its usual port or 443)
-#   relay  nothing else can work: both NATs drop, or only443 meets a NAT
+#   punch  both sides behind NATs that keep ports and drop (two homes): TCP
+#          simultaneous open (issue 12)
+#   relay  nothing else can work: a NAT with random ports, a proxy-only
+#          network, or only443 meeting a NAT
 MATRIX_TABLE='
-dialler\listener  pub     drop    random  only443  proxy
-pub               in|out  in      in      port     in
-drop              out     in|out  relay   port     relay
-random            out     relay   in|out  port     relay
-only443           port    relay   relay   in|out   relay
-proxy             proxy   relay   relay   proxy    in|out
+dialler\listener  pub     drop    random  only443  proxy   home2
+pub               in|out  in      in      port     in      in
+drop              out     in|out  relay   port     relay   punch
+random            out     relay   in|out  port     relay   relay
+only443           port    relay   relay   in|out   relay   relay
+proxy             proxy   relay   relay   proxy    in|out  relay
+home2             out     punch   relay   port     relay   in|out
 '
 declare -gA MATRIX_EXPECT
 matrix_expect_load() {
@@ -81,7 +86,7 @@ matrix_lname() {
 # matrix_modes: each router as its kind wants it.
 matrix_modes() {
 	lab_mode natA drop && lab_mode natB random && lab_mode natC proxyonly &&
-		lab_mode fw only443
+		lab_mode natD drop && lab_mode fw only443
 }
 
 # matrix_servers: rvd (open names) and relayd on 443, on every address.
@@ -210,7 +215,7 @@ matrix_dial() {
 }
 
 # matrix_run VARIANT DATA PAIR...: dial the PAIRs ("DKIND>LKIND"), $MATRIX_JOBS
-# (default 5) at a time: all 25 at once, each a ladder of six processes or
+# (default 5) at a time: all 36 at once, each a ladder of six processes or
 # more, starve one another of CPU on a small machine (worse under the
 # sanitizers) until rungs time out and the table says nothing. Then one line
 # per pair on stdout ("ok" or "FAIL", pair, expected and got rung, ms, why)
