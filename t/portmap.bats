@@ -266,6 +266,29 @@ direct() {
 	grep -q "dialer's port was mapped late" "$L_LOG" || { cat "$L_LOG"; false; }
 }
 
+@test "a gateway that drops PCP and NAT-PMP unanswered, in front of the inviter: it invites without a mapping (one -v line), and the dial goes on" {
+	lab natB nft -f - <<-EOF
+	table inet silent {
+		chain input {
+			type filter hook input priority -10; policy accept;
+			iifname "lan0" udp dport 5351 counter drop
+		}
+	}
+	EOF
+	L_HOST=a1 listen silentgw
+	out=$BATS_TEST_TMPDIR/out errf=$BATS_TEST_TMPDIR/err
+	lab b2 env P2P_NAME=dialer P2P_TIMEOUT=2 timeout 30 p2pdial -v silentgw \
+		< "$(make_data sent 1)" > "$out" 2> "$errf" || r=$?
+	# The gateway did hear PCP or NAT-PMP, and said nothing.
+	lab natB nft list table inet silent | grep -q -E "counter packets [1-9]" ||
+		{ lab natB nft list table inet silent; false; }
+	lab natB nft delete table inet silent
+	[ "${r:-0}" = 0 ] || { cat "$errf" "$L_LOG"; false; }
+	check_transfer "$out" "$(make_data sent 1)" "$(make_data back 1)"
+	grep -q "rvinvite: no port mapping within 20 ms: inviting without one" "$errf" ||
+		{ cat "$errf"; false; }
+}
+
 @test "a slow gateway in front of the inviter: the port it maps late is dialled late (rung in)" {
 	# NAT-PMP answers 200 ms late with another external port (40998), which
 	# it forwards: only the late candidate reaches the inviter.

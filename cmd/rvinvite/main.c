@@ -15,7 +15,10 @@
 
 #include "p2p.h"
 
-#define MAPWAIT_MS 100		/* longest a mapping may hold the invitation */
+/* Longest a mapping may hold the invitation: a LAN gateway answers in a
+   few ms, and a later mapping follows the invitation (late_map), so a
+   gateway that drops PCP and NAT-PMP unanswered costs no more than this. */
+#define MAPWAIT_MS 20
 /* Racing: how long the relay waits for a gateway to answer at all, well
    within the budget of the out rungs that it waits for anyway. */
 #define MAPHOLD_MS 200
@@ -289,13 +292,15 @@ main(int argc, char *argv[])
 		strlcat(invite, cand[i], sizeof(invite));
 	}
 	/*
-	 * The gateway's mapping of our port, if it answers within a round
-	 * trip; one that comes later follows the invitation (late_map).
+	 * The gateway's mapping of our port, if it answers at once; one that
+	 * comes later follows the invitation (late_map).
 	 */
 	if (mapfd != -1 && portmap_wait(MAPWAIT_MS)) {
 		portmap_cands(NULL, invite, sizeof(invite));
 		map_invited = 1;
-	}
+	} else if (mapfd != -1)
+		vlog("no port mapping within %d ms: inviting without one",
+		    MAPWAIT_MS);
 	(void)portmap_poll();	/* what it said so far is in the invitation */
 	ms = env_timeout_ms(0, 3);
 	/* Right behind it, so that the listener knows before any dial lands. */
