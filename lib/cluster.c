@@ -931,7 +931,7 @@ conn_valid(const char *s)
  *   SENT fe id [cand...]                  it was passed on
  *   ERR fe id reason...                   a session's error, for our party
  *   MSG fe id word...                     a session's message
- *   RELAY fe conn from to sid relayaddr   a relay request for our listener
+ *   RELAY fe conn from to sid relayaddr [plain]  a relay request for our listener
  *   TELL fe conn SENT|ERR word...         a line for connection conn
  *   KICK fe name conn                     name is held at fe now
  *   PUNCH fe id observed local rtt [now]  the other party's punch
@@ -981,7 +981,8 @@ cluster_parse(char *msg, struct clmsg *m)
 		m->nwords = n - 3;
 		return 0;
 	case CL_RELAY:
-		if (n != 7 || !conn_valid(w[2]) || !name_valid(w[3]) ||
+		if ((n != 7 && (n != 8 || strcmp(w[7], "plain") != 0)) ||
+		    !conn_valid(w[2]) || !name_valid(w[3]) ||
 		    !name_valid(w[4]) || !hex_valid(w[5], ID_HEX) ||
 		    strlen(w[6]) >= HOSTPORT_MAX)
 			return -1;
@@ -990,6 +991,7 @@ cluster_parse(char *msg, struct clmsg *m)
 		m->to = w[4];
 		m->id = w[5];
 		m->relay = w[6];
+		m->plain = n == 8;
 		return 0;
 	case CL_TELL:
 		if (n < 5 || !conn_valid(w[2]) || (strcmp(w[3], "SENT") != 0 &&

@@ -244,6 +244,7 @@ struct rvcmd {
 	int nwords;
 	char *relay;		/* RELAY: the relay's address */
 	int now;		/* PUNCH: fire at once, without the hold */
+	int plain;		/* RELAY: the dialler will not seal */
 	char *w[RV_WORDS];
 };
 int rvcmd_parse(char *line, struct rvcmd *c);
@@ -478,6 +479,7 @@ struct clmsg {
 	int rtt;
 	int now;		/* PUNCH: its party fires at once */
 	int gone;		/* PUNCH: its party's connection closed unpaired */
+	int plain;		/* RELAY: the dialler will not seal */
 	char *w[CL_WORDS];
 };
 int cluster_config(const char *url, const char *password, char *why,

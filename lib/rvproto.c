@@ -85,16 +85,18 @@ parse_msg(struct rvcmd *c, char **w, int n)
 	return 0;
 }
 
-/* Parse RELAY peer sid relayaddr. */
+/* Parse RELAY peer sid relayaddr [plain]. */
 static int
 parse_relay(struct rvcmd *c, char **w, int n)
 {
-	if (n != 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
+	if ((n != 4 && (n != 5 || strcmp(w[4], "plain") != 0)) ||
+	    !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
 	    strlen(w[3]) >= ADDR_STR + 192)
 		return bad(c, "bad RELAY");
 	c->name = w[1];
 	c->id = w[2];
 	c->relay = w[3];
+	c->plain = n == 5;
 	return 0;
 }
 

@@ -358,3 +358,22 @@ plain_to() {
 	grep -q "refused an unsealed dialler (-S)" "$log" || { cat "$log"; false; }
 	[[ $output != *hello* ]]
 }
+
+@test "lab: through the relay too, p2pdial -u to a sealing p2plisten whose program speaks first is served plain at once (RELAY ... plain)" {
+	lab_up
+	LAB_IS_UP=1
+	lab_mode natB random
+	start_rvd -o -R 198.51.100.2:7071
+	lab_bg relay relayd -v 198.51.100.2:7071
+	lab_wait_port relay 198.51.100.2 7071
+	lab_bg b1 env P2P_KEY="$SK" P2P_TIMEOUT=20 p2plisten -v first2 \
+		sh -c 'echo "hello from $P2PVIA plain=${P2PPLAIN:-}"; sleep 2'
+	local log=$LAB_BG_LOG
+	wait_logged_on first2
+	run lab a1 env P2P_KEY="$CK" timeout 20 sh -c 'sleep 8 | p2pdial -u -v first2'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"connected via relay"* ]]
+	[[ $output == *"hello from relay plain=1"* ]]
+	! grep -q "p2pseal.*timed out\|refused" "$log"
+}

@@ -74,7 +74,7 @@ IFS=$ifs
 set +f
 # Unsealed, the invitation says so: the listener's p2pseal need not wait.
 [ -n "$seal" ] || u=-u
-ladder=${P2P_LADDER:-"rvinvite -e $u $v \"\$P2PPEER\" | dialdirect -e $v | dialpunch -e $v | dialport -e $v | dialproxy $v | relaycat $v"}
+ladder=${P2P_LADDER:-"rvinvite -e $u $v \"\$P2PPEER\" | dialdirect -e $v | dialpunch -e $v | dialport -e $v | dialproxy $v | relaycat $u $v"}
 # The peer as known_peers names it: NAME@RVD.
 if [ -n "$seal" ]; then
 	set -- p2pseal -n p2pdial -c $v $S "$peer@${rv:--}" "$@"

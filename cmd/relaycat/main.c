@@ -10,10 +10,12 @@
 
 #include "p2p.h"
 
+static int plain;	/* -u: the listener is told we will not seal */
+
 static void
 usage(void)
 {
-	usage_exit("usage: relaycat [-hVv] [-t SECONDS] [-R RELAY] [PEER | -] "
+	usage_exit("usage: relaycat [-huVv] [-t SECONDS] [-R RELAY] [PEER | -] "
 	    "[PROG...]\n"
 	    "       relaycat [-v] [-t SECONDS] -j SID HOST:PORT [PROG...]\n");
 }
@@ -174,7 +176,8 @@ rsess_invite(struct rsess *rs, const char *peer, int ms, char *why, size_t n)
 
 	vlog("inviting %s to relay session %s; waiting at most %d ms for it to join",
 	    peer, rs->sid, 3 * ms);
-	if (rv_send(&rs->rv, "RELAY %s %s %s", peer, rs->sid, rs->relay) == -1)
+	if (rv_send(&rs->rv, "RELAY %s %s %s%s", peer, rs->sid, rs->relay,
+	    plain ? " plain" : "") == -1)
 		goto lost;
 	while ((r = rv_readline(&rs->rv, line, sizeof(line), ms)) > 0) {
 		if (line_words(line, w, RV_WORDS) < 2 || strcmp(w[1], rs->sid) != 0)
@@ -214,10 +217,13 @@ main(int argc, char *argv[])
 	int ch, tsec = 0, ms, fd, r, fromticket, prepared = 0;
 
 	opt_version(argc, argv);
-	while ((ch = getopt(argc, argv, "+hVj:R:t:v")) != -1) {
+	while ((ch = getopt(argc, argv, "+hVj:R:t:uv")) != -1) {
 		switch (ch) {
 		case 'j':
 			join = optarg;
+			break;
+		case 'u':
+			plain = 1;
 			break;
 		case 'R':
 			if (relays_parse(optarg, NULL, 0) <= 0)

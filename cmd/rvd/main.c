@@ -1139,7 +1139,8 @@ do_relay(struct conn *c, struct rvcmd *m)
 	if ((p = invitee(c, m)) == NULL)
 		return;
 	logline("relay %s -> %s via %s", c->name, p->name, m->relay);
-	conn_send(p, "RELAY %s %s %s", c->name, m->id, m->relay);
+	conn_send(p, "RELAY %s %s %s%s", c->name, m->id, m->relay,
+	    m->plain ? " plain" : "");
 	conn_send(c, "SENT %s", m->id);
 }
 
@@ -1540,8 +1541,9 @@ relay_remote(struct conn *c, struct rvcmd *m)
 		return;
 	}
 	logline("relay %s -> %s via %s via redis", c->name, m->name, m->relay);
-	snprintf(msg, sizeof(msg), "RELAY %s %s %s %s %s %s", cluster_id(),
-	    conn_id(c, id, sizeof(id)), c->name, m->name, m->id, m->relay);
+	snprintf(msg, sizeof(msg), "RELAY %s %s %s %s %s %s%s", cluster_id(),
+	    conn_id(c, id, sizeof(id)), c->name, m->name, m->id, m->relay,
+	    m->plain ? " plain" : "");
 	cluster_route(m->name, msg, cl_req_new(relay_done, c->fd, c->serial,
 	    m->id, m->name));
 }
@@ -1710,7 +1712,8 @@ rx_relay(struct clmsg *m)
 	}
 	logline("relay %s -> %s via %s from %s", m->from, p->name, m->relay,
 	    m->fe);
-	conn_send(p, "RELAY %s %s %s", m->from, m->id, m->relay);
+	conn_send(p, "RELAY %s %s %s%s", m->from, m->id, m->relay,
+	    m->plain ? " plain" : "");
 	cluster_publish(m->fe, "TELL %s %s SENT %s", cluster_id(), m->conn,
 	    m->id);
 }

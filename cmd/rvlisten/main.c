@@ -338,9 +338,9 @@ on_plain(const char *id)
 }
 
 /*
- * RELAY from sid relayaddr: join the relay session the peer opened, on a
- * relay rvd named to us in WELCOME and no other: an inviter must not make
- * us connect anywhere it likes.
+ * RELAY from sid relayaddr [plain]: join the relay session the peer
+ * opened, on a relay rvd named to us in WELCOME and no other: an inviter
+ * must not make us connect anywhere it likes. "plain": it will not seal.
  */
 static void
 on_relay(char **w, int n)
@@ -349,7 +349,8 @@ on_relay(char **w, int n)
 	char *argv[] = { "relaycat", "-j", NULL, "--", NULL, NULL };
 	int i;
 
-	if (n != 4 || !name_valid(w[1]) || !hex_valid(w[2], ID_HEX))
+	if ((n != 4 && (n != 5 || strcmp(w[4], "plain") != 0)) ||
+	    !name_valid(w[1]) || !hex_valid(w[2], ID_HEX))
 		return;
 	for (i = 0; i < rv.nrelay && strcmp(rv.relay[i], w[3]) != 0; i++)
 		;
@@ -365,6 +366,7 @@ on_relay(char **w, int n)
 	strlcpy(s->peer, w[1], sizeof(s->peer));
 	strlcpy(s->id, w[2], sizeof(s->id));
 	s->expires = now_ms() + SESS_MS;
+	s->plain = n == 5;
 	/* "--": the words came from the network; none may pass for a flag. */
 	argv[2] = w[2];
 	argv[4] = rv.relay[i];
