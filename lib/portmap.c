@@ -621,7 +621,7 @@ mapper(int in)
 int
 portmap_start(int port, int loud)
 {
-	int to[2], from[2], fd;
+	int to[2], from[2];
 	const char *e = getenv("P2P_NOMAP");
 
 	if (e != NULL && *e != '\0' && strcmp(e, "0") != 0)
@@ -643,12 +643,19 @@ portmap_start(int port, int loud)
 	if (pm_pid == 0) {
 		/* Above stdio (a tool may run with stdin closed), and hold
 		   nothing of the tool's: its listener, its rvd connection. */
-		int in = fcntl(to[0], F_DUPFD_CLOEXEC, 3);
+		int in = fcntl(to[0], F_DUPFD_CLOEXEC, 3), lo, hi;
 
 		out_fd = fcntl(from[1], F_DUPFD_CLOEXEC, 3);
-		for (fd = 0; fd < 1024; fd++)
-			if (fd != in && fd != out_fd && fd > 2)
-				close(fd);
+		if (in == -1 || out_fd == -1)
+			_exit(111);
+		lo = in < out_fd ? in : out_fd;
+		hi = in < out_fd ? out_fd : in;
+		/* Every fd but those two, however high: three ranges, three calls. */
+		if (lo > 3)
+			close_range(3, lo - 1, 0);
+		if (hi > lo + 1)
+			close_range(lo + 1, hi - 1, 0);
+		close_range(hi + 1, ~0U, 0);
 		lport = port;
 		mapper(in);
 	}
