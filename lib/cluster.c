@@ -106,16 +106,23 @@ static const char release_lua[] =
     "return 1\n";
 
 /*
- * Tell epoll what w waits for now, if that changed: hiredis asks for reads
- * again after every read and write, and each epoll_ctl is a system call.
+ * Have epoll wait for ev on fd (ptr its cookie) if *set, what it waits
+ * for now, differs: hiredis asks for reads again after every read and
+ * write, and each epoll_ctl is a system call.
  */
+static void
+ep_want(int fd, void *ptr, uint32_t *set, uint32_t ev)
+{
+	if (fd != -1 && ev != *set && epoll_ctl(ep, EPOLL_CTL_MOD, fd,
+	    &(struct epoll_event){ .events = ev, .data.ptr = ptr }) == 0)
+		*set = ev;
+}
+
+/* Tell epoll what w waits for now. */
 static void
 watch_set(struct watch *w)
 {
-	if (w->fd != -1 && w->ev != w->set &&
-	    epoll_ctl(ep, EPOLL_CTL_MOD, w->fd, &(struct epoll_event){
-	    .events = w->ev, .data.ptr = w }) == 0)
-		w->set = w->ev;
+	ep_want(w->fd, w, &w->set, w->ev);
 }
 
 /* hiredis wants to read. */
@@ -341,10 +348,8 @@ on_sub(redisAsyncContext *ac, void *r, void *priv)
 static void
 pub_want(uint32_t ev)
 {
-	if (wpub.c != NULL && ev != wpub.set &&
-	    epoll_ctl(ep, EPOLL_CTL_MOD, wpub.c->fd, &(struct epoll_event){
-	    .events = ev, .data.ptr = &wpub }) == 0)
-		wpub.set = ev;
+	if (wpub.c != NULL)
+		ep_want(wpub.c->fd, &wpub, &wpub.set, ev);
 }
 
 /* Close the publishing connection, keeping why for the log line. */
@@ -981,7 +986,7 @@ cluster_parse(char *msg, struct clmsg *m)
 		m->nwords = n - 3;
 		return 0;
 	case CL_RELAY:
-		if ((n != 7 && (n != 8 || strcmp(w[7], "plain") != 0)) ||
+		if ((m->plain = words_flag(w, n, 7, "plain")) == -1 ||
 		    !conn_valid(w[2]) || !name_valid(w[3]) ||
 		    !name_valid(w[4]) || !hex_valid(w[5], ID_HEX) ||
 		    strlen(w[6]) >= HOSTPORT_MAX)
@@ -991,7 +996,6 @@ cluster_parse(char *msg, struct clmsg *m)
 		m->to = w[4];
 		m->id = w[5];
 		m->relay = w[6];
-		m->plain = n == 8;
 		return 0;
 	case CL_TELL:
 		if (n < 5 || !conn_valid(w[2]) || (strcmp(w[3], "SENT") != 0 &&
@@ -1013,10 +1017,9 @@ cluster_parse(char *msg, struct clmsg *m)
 			m->gone = 1;
 			return 0;
 		}
-		if ((n != 6 && (n != 7 || strcmp(w[6], "now") != 0)) ||
+		if ((m->now = words_flag(w, n, 6, "now")) == -1 ||
 		    !hex_valid(w[2], ID_HEX) || !cand_words_ok(w + 3, 2, 0))
 			return -1;
-		m->now = n == 7;
 		m->rtt = strtonum(w[5], 0, 600000, &e);
 		if (e != NULL)
 			return -1;

@@ -88,6 +88,18 @@ line_write(int fd, int ms, const char *fmt, ...)
 	return write_all(fd, buf, n, ms);
 }
 
+/*
+ * A line of base words that may end in one more, flag: 1 when it does,
+ * 0 when there are just the base words, -1 for any other count or word.
+ */
+int
+words_flag(char **w, int n, int base, const char *flag)
+{
+	if (n == base)
+		return 0;
+	return n == base + 1 && strcmp(w[base], flag) == 0 ? 1 : -1;
+}
+
 /* Split line in place at single spaces into at most max words. */
 int
 line_words(char *line, char **w, int max)

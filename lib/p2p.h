@@ -137,6 +137,7 @@ int line_write(int fd, int ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int write_all(int fd, const char *buf, size_t n, int ms);
 int line_words(char *line, char **w, int max);
+int words_flag(char **w, int n, int base, const char *flag);
 int line_printable(const char *s);
 
 struct linebuf {

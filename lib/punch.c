@@ -171,9 +171,9 @@ punch_answer_line(struct punch *p, const char *id, char *line)
 {
 	char *w[8];
 	const char *e;
-	int n = line_words(line, w, 8);
+	int n = line_words(line, w, 8), now;
 
-	if ((n != 6 && (n != 7 || strcmp(w[6], "now") != 0)) ||
+	if ((now = words_flag(w, n, 6, "now")) == -1 ||
 	    strcmp(w[0], "PUNCH") != 0 ||
 	    strcmp(w[1], id) != 0 || (strcmp(w[5], "dial") != 0 &&
 	    strcmp(w[5], "answer") != 0) ||
@@ -186,7 +186,7 @@ punch_answer_line(struct punch *p, const char *id, char *line)
 		return -1;
 	p->dial = strcmp(w[5], "dial") == 0;
 	/* The inviter fires at once (it punched last time): so do we. */
-	if (n == 7 && !p->fast) {
+	if (now && !p->fast) {
 		vlog("the peer fires at once: so do we");
 		p->fast = 1;
 	}

@@ -89,14 +89,13 @@ parse_msg(struct rvcmd *c, char **w, int n)
 static int
 parse_relay(struct rvcmd *c, char **w, int n)
 {
-	if ((n != 4 && (n != 5 || strcmp(w[4], "plain") != 0)) ||
+	if ((c->plain = words_flag(w, n, 4, "plain")) == -1 ||
 	    !name_valid(w[1]) || !hex_valid(w[2], ID_HEX) ||
 	    strlen(w[3]) >= ADDR_STR + 192)
 		return bad(c, "bad RELAY");
 	c->name = w[1];
 	c->id = w[2];
 	c->relay = w[3];
-	c->plain = n == 5;
 	return 0;
 }
 
@@ -107,13 +106,12 @@ parse_relay(struct rvcmd *c, char **w, int n)
 static int
 parse_punch(struct rvcmd *c, char **w, int n)
 {
-	if ((n != 3 && (n != 4 || strcmp(w[3], "now") != 0)) ||
+	if ((c->now = words_flag(w, n, 3, "now")) == -1 ||
 	    !hex_valid(w[1], ID_HEX) || !cand_words_ok(w + 2, 1, 0))
 		return bad(c, "bad PUNCH");
 	c->id = w[1];
 	c->addrs = w + 2;
 	c->naddr = 1;
-	c->now = n == 4;
 	return 0;
 }
 

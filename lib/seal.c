@@ -179,31 +179,44 @@ authorized_check(const struct noise *ns, const char **authorized, char *why,
 	return 0;
 }
 
+/*
+ * Write our next handshake message as one frame, after the byte that names
+ * the pattern when tag is not 0 (the dialler's first). 0, or -1 with why.
+ */
+static int
+hs_send(struct noise *ns, int wfd, unsigned char tag, char *why, size_t whyn)
+{
+	unsigned char m[NOISE_MSG_MAX];
+	size_t n = tag != 0;
+	ssize_t r;
+
+	m[0] = tag;
+	if ((r = noise_write(ns, NULL, 0, m + n)) == -1) {
+		snprintf(why, whyn, "handshake failed");
+		return -1;
+	}
+	if (frame_write(wfd, m, n + r) == -1) {
+		snprintf(why, whyn, "connection lost in the handshake: %s",
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Write our handshake messages and read the peer's until it is done. */
 static int
-handshake(struct noise *ns, int rfd, int wfd, unsigned char *first,
+handshake(struct noise *ns, int rfd, int wfd, unsigned char tag,
     long deadline, const char *authorized, char *why, size_t whyn)
 {
 	unsigned char m[NOISE_MSG_MAX], p[NOISE_MSG_MAX];
 	size_t n;
-	ssize_t r;
 	int got;
 
 	while (!ns->done) {
 		if (noise_mine(ns)) {
-			/* The dialler's first frame says which pattern it runs. */
-			n = first != NULL;
-			if (first != NULL)
-				m[0] = *first, first = NULL;
-			if ((r = noise_write(ns, NULL, 0, m + n)) == -1) {
-				snprintf(why, whyn, "handshake failed");
+			if (hs_send(ns, wfd, tag, why, whyn) == -1)
 				return -1;
-			}
-			if (frame_write(wfd, m, n + r) == -1) {
-				snprintf(why, whyn, "connection lost in the "
-				    "handshake: %s", strerror(errno));
-				return -1;
-			}
+			tag = 0;
 			continue;
 		}
 		if ((got = frame_read(rfd, m, HS_FRAME_MAX, &n,
@@ -231,31 +244,18 @@ int
 seal_dial(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY],
     const unsigned char *rs, int ms, char *why, size_t whyn)
 {
-	unsigned char pro[256], m[NOISE_MSG_MAX];
+	unsigned char pro[256];
 	int pat = rs != NULL ? NOISE_IK : NOISE_XX;
 	size_t pn = seal_prologue(pro, sizeof(pro), pat);
-	ssize_t r;
 
 	if (noise_init(ns, pat, 1, s, rs, pro, pn) == -1) {
 		snprintf(why, whyn, "handshake failed");
 		return -1;
 	}
-	if (pat == NOISE_XX) {
-		m[0] = 'X';
-		return handshake(ns, rfd, wfd, m, now_ms() + ms, NULL, why,
+	if (pat == NOISE_XX)
+		return handshake(ns, rfd, wfd, 'X', now_ms() + ms, NULL, why,
 		    whyn);
-	}
-	m[0] = 'I';
-	if ((r = noise_write(ns, NULL, 0, m + 1)) == -1) {
-		snprintf(why, whyn, "handshake failed");
-		return -1;
-	}
-	if (frame_write(wfd, m, r + 1) == -1) {
-		snprintf(why, whyn, "connection lost in the handshake: %s",
-		    strerror(errno));
-		return -1;
-	}
-	return 0;
+	return hs_send(ns, wfd, 'I', why, whyn);
 }
 
 /* Seal n bytes of plain text (0: the end mark) under cs as one frame. */
@@ -312,7 +312,7 @@ seal_early(struct noise *ns, int lin, int rfd, int wfd, int ms, char *why,
 			return -1;
 		}
 	}
-	if (handshake(ns, rfd, wfd, NULL, deadline, NULL, why, whyn) == -1)
+	if (handshake(ns, rfd, wfd, 0, deadline, NULL, why, whyn) == -1)
 		return -1;
 	if (frame_seal(&ns->early, wfd, NULL, 0) == -1) {
 		snprintf(why, whyn, "connection lost: %s", strerror(errno));
@@ -355,7 +355,7 @@ seal_answer(struct noise *ns, int rfd, int wfd, const unsigned char s[NOISE_KEY]
 	}
 	if (authorized_check(ns, &authorized, why, whyn) == -1)
 		return -1;
-	return handshake(ns, rfd, wfd, NULL, deadline, authorized, why, whyn);
+	return handshake(ns, rfd, wfd, 0, deadline, authorized, why, whyn);
 }
 
 /*

@@ -253,8 +253,9 @@ main(int argc, char *argv[])
 	setenv("P2PKEY_FP", fp, 1);
 	vlog("sealed with %s, peer's fingerprint %s",
 	    ns.pattern == NOISE_IK ? "IK" : "XX", fp);
-	lout = lin == 0 ? 1 : lin;
+	/* PROG runs now unless IK's dial started it already. */
 	if (*argv != NULL && prog == 0)
-		prog = run_prog(argv, side, &lin), lout = lin;
+		prog = run_prog(argv, side, &lin);
+	lout = lin == 0 ? 1 : lin;
 	return pump(&ns, netr, netw, lin, lout, prog);
 }

@@ -304,8 +304,10 @@ main(int argc, char *argv[])
 	(void)portmap_poll();	/* what it said so far is in the invitation */
 	ms = env_timeout_ms(0, 3);
 	/* Right behind it, so that the listener knows before any dial lands. */
-	snprintf(msg, sizeof(msg), "%s%s%s%s", invite, plain ? "\nMSG " : "",
-	    plain ? t.id : "", plain ? " PLAIN" : "");
+	if (plain)
+		snprintf(msg, sizeof(msg), "%s\nMSG %s PLAIN", invite, t.id);
+	else
+		strlcpy(msg, invite, sizeof(msg));
 	if (rv_logon(&rv, rvaddr, "LOGON", name, secret, msg, ms) == -1) {
 		/* The ticket still goes on: a later rung may fare better. */
 		int refused = errno == EACCES;

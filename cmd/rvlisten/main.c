@@ -347,9 +347,9 @@ on_relay(char **w, int n)
 {
 	struct sess *s;
 	char *argv[] = { "relaycat", "-j", NULL, "--", NULL, NULL };
-	int i;
+	int i, plain;
 
-	if ((n != 4 && (n != 5 || strcmp(w[4], "plain") != 0)) ||
+	if ((plain = words_flag(w, n, 4, "plain")) == -1 ||
 	    !name_valid(w[1]) || !hex_valid(w[2], ID_HEX))
 		return;
 	for (i = 0; i < rv.nrelay && strcmp(rv.relay[i], w[3]) != 0; i++)
@@ -366,7 +366,7 @@ on_relay(char **w, int n)
 	strlcpy(s->peer, w[1], sizeof(s->peer));
 	strlcpy(s->id, w[2], sizeof(s->id));
 	s->expires = now_ms() + SESS_MS;
-	s->plain = n == 5;
+	s->plain = plain;
 	/* "--": the words came from the network; none may pass for a flag. */
 	argv[2] = w[2];
 	argv[4] = rv.relay[i];
