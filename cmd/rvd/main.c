@@ -39,6 +39,7 @@
 #define SLOT_MS 3000		/* a dial budget (P2P_TIMEOUT's default) */
 #define ACK_MS 1000		/* a listener answers an INVITE within this */
 #define CLAIM_MS 2000		/* -o -r: a LISTEN waits this long for Redis */
+#define SWEEP_MS 1000		/* every table is swept whole this often */
 #define RENEW_PASS_MS 250	/* -r: the renewals walk every conn this often */
 #define RENEW_TICK_MS 20	/* -r: ...a slice at least this often */
 
@@ -2064,13 +2065,6 @@ ack_expire(void)
 		slot_put(s);
 }
 
-/* How often the sweep runs (-r: the names' renewals have their own). */
-static int
-sweep_ms(void)
-{
-	return 1000;
-}
-
 /* A table walked a slice at a time (sweep, renew_sweep). */
 struct slice {
 	long last;		/* when the last slice was walked */
@@ -2165,10 +2159,10 @@ sweep(void)
 	static struct slice conn_sl, src_sl, who_sl, sess_sl;
 	long now = now_ms();
 
-	slice_walk(&conn_sl, maxfd, sweep_ms(), now, conn_sweep);
-	slice_walk(&src_sl, NBUCKET, sweep_ms(), now, source_sweep);
-	slice_walk(&who_sl, NBUCKET, sweep_ms(), now, who_sweep);
-	slice_walk(&sess_sl, NBUCKET, sweep_ms(), now, sess_sweep);
+	slice_walk(&conn_sl, maxfd, SWEEP_MS, now, conn_sweep);
+	slice_walk(&src_sl, NBUCKET, SWEEP_MS, now, source_sweep);
+	slice_walk(&who_sl, NBUCKET, SWEEP_MS, now, who_sweep);
+	slice_walk(&sess_sl, NBUCKET, SWEEP_MS, now, sess_sweep);
 }
 
 /* Act on one event: the listening socket's (data.ptr NULL), or a client's. */
@@ -2231,7 +2225,7 @@ renew_sweep(void)
 static int
 next_timeout(long now, long lastsweep)
 {
-	long t = lastsweep + sweep_ms();
+	long t = lastsweep + SWEEP_MS;
 	struct conn *c;
 	int r;
 
@@ -2439,7 +2433,7 @@ main(int argc, char *argv[])
 			renew_sweep();
 		}
 		sweep();
-		if (now_ms() - lastsweep >= sweep_ms()) {
+		if (now_ms() - lastsweep >= SWEEP_MS) {
 			lastsweep = now_ms();
 			lograte_flush();
 		}
