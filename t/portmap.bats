@@ -228,7 +228,7 @@ direct() {
 	start_miniupnpd enable_natpmp=yes enable_upnp=no
 	for _ in $(seq 40); do grep -q "the router had forgotten us" "$L_LOG" && break; sleep 0.1; done
 	grep -q "the router had forgotten us" "$L_LOG" || { cat "$L_LOG"; echo ==; cat "$MU_LOG"; false; }
-	[ "$(dnat_rules | wc -l)" = 1 ]
+	[ "$(dnat_rules | wc -l)" = 1 ] || { dnat_rules; cat "$L_LOG"; echo ==; cat "$MU_LOG"; false; }
 	dial_from a1 renewed || { cat "$errf"; false; }
 	direct
 }
@@ -261,8 +261,9 @@ direct() {
 	check_transfer "$out" "$(make_data sent 1)" "$(make_data back 1)"
 	# PCP and NAT-PMP were refused at once: the invitation went without
 	# waiting, and UPnP's mapping followed it.
-	grep -q "rvinvite: port mapped by the gateway (UPnP)" "$errf"
-	grep -q "rvinvite: our port was mapped late: naming .*198.51.100.20:" "$errf"
+	grep -q "rvinvite: port mapped by the gateway (UPnP)" "$errf" || { cat "$errf"; false; }
+	grep -q "rvinvite: our port was mapped late: naming .*198.51.100.20:" "$errf" ||
+		{ cat "$errf"; false; }
 	grep -q "dialer's port was mapped late" "$L_LOG" || { cat "$L_LOG"; false; }
 }
 
