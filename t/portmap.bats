@@ -260,11 +260,19 @@ direct() {
 	grep -q -E "(p2pdial: )?connected via in " "$errf" || { cat "$errf" "$L_LOG"; false; }
 	check_transfer "$out" "$(make_data sent 1)" "$(make_data back 1)"
 	# PCP and NAT-PMP were refused at once: the invitation went without
-	# waiting, and UPnP's mapping followed it.
-	grep -q "rvinvite: port mapped by the gateway (UPnP)" "$errf" || { cat "$errf"; false; }
-	grep -q "rvinvite: our port was mapped late: naming .*198.51.100.20:" "$errf" ||
+	# waiting, and UPnP's mapping came after it.
+	grep -q "rvinvite: no port mapping within 20 ms: inviting without one" "$errf" ||
 		{ cat "$errf"; false; }
-	grep -q "dialer's port was mapped late" "$L_LOG" || { cat "$L_LOG"; false; }
+	# The listener got in at natB's own address, which drops all else: by
+	# the mapping. Named late (MSG CAND), or, when the rule was in place
+	# before its first dial, as rvd's observed address with our port: the
+	# mapper starts with rvinvite, and a starved rvinvite may take the
+	# connection before it reads the mapper's news.
+	grep -q "connected dialer via out 198.51.100.20:" "$L_LOG" || { cat "$L_LOG"; false; }
+	if grep -q "rvinvite: our port was mapped late: naming .*198.51.100.20:" "$errf"; then
+		grep -q "rvinvite: port mapped by the gateway (UPnP)" "$errf"
+		grep -q "dialer's port was mapped late" "$L_LOG" || { cat "$L_LOG"; false; }
+	fi
 }
 
 @test "a gateway that drops PCP and NAT-PMP unanswered, in front of the inviter: it invites without a mapping (one -v line), and the dial goes on" {
